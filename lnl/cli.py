@@ -1,0 +1,25 @@
+"""Command-line entry point of a training run (``scripts/train.py``, ``python -m lnl.train``)."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from lnl.config import ConfigError, parse_args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags, train, print the unbiased test accuracy. Exit 2 on a bad config."""
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from lnl.data.mnist import MnistUnavailable
+    from lnl.engine import train
+
+    try:
+        result = train(cfg)
+    except MnistUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0 if result.status in ("finished", "pruned") else 1

@@ -1,0 +1,1 @@
+"""Colored MNIST: MNIST sources, colorization, on-disk cache, tensors on the device."""

@@ -1,0 +1,365 @@
+"""The training core: ``train(config) -> RunResult``.
+
+Every entry point (CLI, ``wandb agent``, Optuna trials, the benchmark, tests) calls
+:func:`train`. One run:
+
+1. resolves device and precision, seeds torch from ``config.seed``;
+2. loads Colored MNIST (cached) and puts it on the device;
+3. trains ``config.epochs`` epochs of the chosen method; after each epoch it
+   evaluates val_biased, val_unbiased and the unbiased test set, writes the run
+   record and a checkpoint (both atomically) and logs the same metrics dict to
+   the tracker (W&B);
+4. stops early with status ``diverged`` when a loss is not finite, or with the
+   status an ``on_epoch`` callback asks for (``StopRun``, e.g. an Optuna prune).
+
+Batch order depends only on (seed, epoch), and the checkpoint holds every other
+piece of state, so ``resume=True`` after a kill continues to the same final
+numbers as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lnl.config import Config
+from lnl.data.dataset import ColoredMnist, load_generated, load_official
+from lnl.data.tensors import DeviceData
+from lnl.losses import bias_correct
+from lnl.methods import METHODS, Method
+from lnl.models import LNLNet, build_model
+from lnl.records import CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record, write_json_atomic
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+class StopRun(Exception):
+    """Raised by an ``on_epoch`` callback to end the run early with ``status`` (e.g. 'pruned')."""
+
+    def __init__(self, status: str, reason: str = "") -> None:
+        super().__init__(reason or status)
+        self.status, self.reason = status, reason
+
+
+# ---------------------------------------------------------------------------------------
+# device and precision
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+    return torch.device(spec)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX-BF16 or AVX512-BF16 (where bf16 convolutions are fast)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    if spec != "auto":
+        return spec
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def autocast_factory(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+# ---------------------------------------------------------------------------------------
+# data
+def load_data(cfg: Config) -> ColoredMnist:
+    if cfg.data_source == "official":
+        return load_official(cfg.data_path, val_size=cfg.val_size, data_seed=cfg.data_seed)
+    return load_generated(cfg.color_var, cfg.palette, cfg.data_seed, cfg.val_size,
+                          cache_dir=cfg.cache_dir, data_dir=cfg.data_dir)
+
+
+# ---------------------------------------------------------------------------------------
+# evaluation
+@torch.no_grad()
+def evaluate(model: LNLNet, data: DeviceData, split: str, autocast: Callable[[], Any],
+             batch_size: int = 1000) -> dict[str, Any]:
+    """Accuracy, predictions and bias-head pixel accuracy on one split (eval mode)."""
+    was_training = model.training
+    model.eval()
+    preds, correct_bias, counted_bias = [], 0, 0
+    with autocast():
+        for x, _, bias in data.batches(split, batch_size):
+            feat = model.f(x)
+            preds.append(model.g(feat).argmax(dim=1))
+            c, n = bias_correct(model.h(feat), bias)
+            correct_bias, counted_bias = correct_bias + c, counted_bias + n
+    model.train(was_training)
+    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=data.device)
+    labels = data[split].y
+    acc = (pred == labels).float().mean().item() if len(labels) else float("nan")
+    bias_acc = (correct_bias / max(int(counted_bias), 1)) if counted_bias else float("nan")
+    return {"acc": acc, "pred": pred.cpu().numpy(), "bias_acc": float(bias_acc)}
+
+
+def confusion_matrix(labels: np.ndarray, pred: np.ndarray, n: int = 10) -> list[list[int]]:
+    """Rows: true class, columns: predicted class."""
+    return np.bincount(labels * n + pred, minlength=n * n).reshape(n, n).tolist()
+
+
+# ---------------------------------------------------------------------------------------
+# learning-rate schedule
+def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rate at global ``step`` (0-based)."""
+    if cfg.lr_schedule == "step":
+        return cfg.lr_gamma ** ((step // max(steps_per_epoch, 1)) // cfg.lr_step_epochs)
+    if cfg.lr_schedule == "cosine":
+        total = max(cfg.epochs * steps_per_epoch, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return 1.0
+
+
+# ---------------------------------------------------------------------------------------
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _summary(epochs: list[dict[str, Any]], confusion: dict[str, Any], status: str) -> dict[str, Any]:
+    """Final and best values: the record's ``final`` and the W&B run summary."""
+    if not epochs:
+        return {}
+    last = epochs[-1]
+    final = {k: v for k, v in last.items() if isinstance(v, (int, float)) and not k.startswith("time/")}
+    final["epochs_completed"] = len(epochs)
+    for key in ("val_biased/acc", "val_unbiased/acc"):
+        values = [(e.get(key), e["epoch"]) for e in epochs if e.get(key) is not None and math.isfinite(e[key])]
+        if values:
+            best, epoch = max(values, key=lambda t: (t[0], -t[1]))  # first epoch reaching the max
+            final[f"best/{key}"] = best
+            final[f"best/{key.split('/')[0]}/epoch"] = epoch
+    matrix = confusion.get(str(last["epoch"]))
+    if matrix is not None:
+        final["test/confusion"] = matrix
+        cm = np.asarray(matrix, dtype=np.float64)
+        final["test/per_class_acc"] = (np.diag(cm) / np.maximum(cm.sum(axis=1), 1)).round(6).tolist()
+    return final
+
+
+def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any = None) -> RunResult:
+    """Train one run as ``config`` says and return its :class:`RunResult` (see module doc)."""
+    from lnl.tracking import open_tracker  # W&B is optional; imported lazily
+
+    cfg = config.validate()
+    wall_start = time.perf_counter()
+    run_id = cfg.run_id or cfg.default_run_id()
+    run_dir = Path(cfg.runs_dir) / run_id
+    ckpt_path = run_dir / CHECKPOINT
+    previous = read_record(run_dir)
+    if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
+        print(f"lnl: run {run_id} already {previous['status']}; nothing to do ({run_dir / RECORD})")
+        return RunResult.from_record(previous, run_dir)
+    checkpoint = None
+    if cfg.resume and ckpt_path.is_file():
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    elif run_dir.exists():
+        shutil.rmtree(run_dir)  # a fresh run replaces an old one of the same id
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    autocast = autocast_factory(device, precision)
+    torch.manual_seed(cfg.seed)
+
+    t0 = time.perf_counter()
+    method_cls = METHODS.get(cfg.method)
+    data = DeviceData(load_data(cfg), device, gray=method_cls.input_kind == "gray",
+                      train_size=cfg.train_size, test_size=cfg.test_size)
+    data_s = time.perf_counter() - t0
+
+    model = build_model(cfg.arch, cfg.width, cfg.g_depth, cfg.head_width).to(device)
+    if cfg.channels_last:
+        # f's input batch norm stays NCHW (see models.FeatureExtractor); the rest goes channels-last.
+        for part in (model.f.conv1, model.f.conv2, model.g, model.h):
+            part.to(memory_format=torch.channels_last)
+    method: Method = method_cls(cfg, model, autocast, compile=cfg.compile)
+    steps_per_epoch = max(1, len(data["train"]) // cfg.batch_size
+                          + (1 if len(data["train"]) % cfg.batch_size > 1 else 0))
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(cfg, step, steps_per_epoch)) for name, opt in method.optimizers.items()}
+
+    epochs: list[dict[str, Any]] = []
+    confusion: dict[str, Any] = {}
+    timings: dict[str, Any] = {"data_s": round(data_s, 3), "epoch_s": [], "eval_s": []}
+    start_epoch = 0
+    wandb_info: dict[str, Any] = {}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        for name, opt in method.optimizers.items():
+            opt.load_state_dict(checkpoint["optimizers"][name])
+            schedulers[name].load_state_dict(checkpoint["schedulers"][name])
+        epochs, confusion = checkpoint["epochs"], checkpoint["confusion"]
+        timings.update(checkpoint["timings"])
+        start_epoch = checkpoint["epoch"]
+        wandb_info = checkpoint.get("wandb", {})
+        torch.set_rng_state(checkpoint["torch_rng"])
+        print(f"lnl: resuming {run_id} after epoch {start_epoch}")
+
+    record: dict[str, Any] = {
+        "schema": SCHEMA, "run_id": run_id, "status": "running", "reason": None,
+        "config": cfg.to_dict(), "epochs": epochs, "confusion": confusion, "final": {},
+        "timings": timings, "git_commit": git_commit(), "host": platform.node(),
+        "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+                or platform.machine(), "precision": precision, "threads": torch.get_num_threads()},
+        "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
+        "created_at": (previous or {}).get("created_at") if checkpoint is not None else None,
+        "wandb": wandb_info,
+    }
+    record["created_at"] = record["created_at"] or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if tracker is None:
+        tracker = open_tracker(cfg, run_id, record, resume_id=wandb_info.get("id"))
+    record["wandb"] = tracker.info
+
+    prior_s = float(timings.get("total_s", 0.0))  # time spent before a resume
+
+    def save_record() -> None:
+        timings["total_s"] = round(prior_s + time.perf_counter() - wall_start, 3)
+        record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json_atomic(run_dir / RECORD, record)
+
+    save_record()
+    if start_epoch == 0:
+        tracker.log_samples(data)
+    status, reason = "finished", None
+    try:
+        status, reason = _train_epochs(cfg, method, model, data, schedulers, autocast, epochs, confusion,
+                                       timings, start_epoch, steps_per_epoch, run_id, on_epoch, tracker,
+                                       record, save_record, ckpt_path)
+    except KeyboardInterrupt:
+        status, reason = "failed", "interrupted"
+        raise
+    except BaseException as err:  # record why the run died before re-raising
+        status, reason = "failed", f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        record["status"], record["reason"] = status, reason
+        record["final"] = _summary(epochs, confusion, status)
+        tracker.finish(record)
+        record["wandb"] = tracker.info
+        save_record()
+        if status != "failed":
+            ckpt_path.unlink(missing_ok=True)  # only unfinished runs need their checkpoint
+    result = RunResult.from_record(record, run_dir)
+    acc = result.final.get("test/acc")
+    acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"
+    print(f"lnl: {run_id} {status}{f' ({reason})' if reason else ''}: unbiased test accuracy {acc_text}; "
+          f"record {run_dir / RECORD}", flush=True)
+    return result
+
+
+def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, schedulers: dict,
+                  autocast: Callable, epochs: list, confusion: dict, timings: dict, start_epoch: int,
+                  steps_per_epoch: int, run_id: str, on_epoch: EpochCallback | None, tracker: Any,
+                  record: dict, save_record: Callable[[], None], ckpt_path: Path) -> tuple[str, str | None]:
+    from tqdm import tqdm
+
+    model.train()
+    n_train = len(data["train"])
+    for epoch in range(start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
+        sums: dict[str, torch.Tensor] = {}
+        n_steps = 0
+        bar = tqdm(data.batches("train", cfg.batch_size, _epoch_generator(cfg.seed, epoch)),
+                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress else True, dynamic_ncols=True)
+        for x, y, bias in bar:
+            stats = method.step(x, y, bias, epoch)
+            for key, value in stats.items():
+                sums[key] = sums[key] + value.float() if key in sums else value.float()
+            n_steps += 1
+            for sched in schedulers.values():
+                sched.step()
+            if n_steps % 50 == 0 and bar.disable is False:
+                bar.set_postfix(ce=f"{(sums['train/ce'] / n_steps).item():.3f}")
+        bar.close()
+        train_s = time.perf_counter() - t_epoch
+        means = {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}
+        diverged = [k for k, v in means.items() if not math.isfinite(v)]
+
+        t_eval = time.perf_counter()
+        vb = evaluate(model, data, "val_biased", autocast)
+        vu = evaluate(model, data, "val_unbiased", autocast)
+        te = evaluate(model, data, "test", autocast)
+        eval_s = time.perf_counter() - t_eval
+        metrics: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": method.opt_fg.param_groups[0]["lr"],
+            "train/ce": means.get("train/ce"),
+            "train/entropy": means.get("train/entropy"),
+            "bias/loss": means.get("bias/loss"),
+            "bias/acc": vu["bias_acc"],
+            "bias/acc_biased": vb["bias_acc"],
+            "val_biased/acc": vb["acc"],
+            "val_unbiased/acc": vu["acc"],
+            "test/acc": te["acc"],
+            "unlearning": int(cfg.method == "lnl" and epoch >= cfg.warmup_epochs),
+            "throughput": n_steps and (n_train / train_s),
+            "time/epoch_s": round(train_s, 3),
+            "time/eval_s": round(eval_s, 3),
+        }
+        epochs.append(metrics)
+        confusion[str(epoch + 1)] = confusion_matrix(data["test"].y.cpu().numpy(), te["pred"])
+        timings["epoch_s"].append(round(train_s, 3))
+        timings["eval_s"].append(round(eval_s, 3))
+        tracker.log(metrics)
+        print(_epoch_line(cfg, metrics), flush=True)
+        if diverged:
+            return "diverged", f"non-finite {', '.join(diverged)} in epoch {epoch + 1}"
+        record["final"] = _summary(epochs, confusion, "running")
+        save_record()
+        if epoch + 1 < cfg.epochs:
+            _save_checkpoint(ckpt_path, {
+                "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                "epochs": epochs, "confusion": confusion,
+                "timings": dict(timings),
+                "torch_rng": torch.get_rng_state(), "wandb": tracker.info})
+        if on_epoch is not None:
+            try:
+                on_epoch(epoch + 1, metrics)
+            except StopRun as stop:
+                return stop.status, stop.reason or None
+    return "finished", None
+
+
+def _epoch_line(cfg: Config, m: dict[str, Any]) -> str:
+    def fmt(key: str, digits: int = 4) -> str:
+        v = m.get(key)
+        return f"{v:.{digits}f}" if isinstance(v, float) else "-"
+
+    return (f"epoch {m['epoch']}/{cfg.epochs}  ce {fmt('train/ce')}  entropy {fmt('train/entropy', 3)}  "
+            f"bias_loss {fmt('bias/loss', 3)}  bias_acc {fmt('bias/acc', 3)}  val_biased {fmt('val_biased/acc')}  "
+            f"val_unbiased {fmt('val_unbiased/acc')}  test {fmt('test/acc')}  "
+            f"({m['time/epoch_s']:.1f}s, {m['throughput']:.0f} img/s)")

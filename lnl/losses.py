@@ -1,0 +1,61 @@
+"""Loss terms of Learning Not to Learn (Kim et al., CVPR 2019, Sec. 3).
+
+* :func:`grad_reverse`: the gradient reversal layer (Ganin & Lempitsky, 2015) used
+  in the paper's Eq. 5: identity forward, ``-mu * grad`` backward.
+* :func:`neg_entropy`: the paper's regularizer that makes the bias predictor's
+  output maximally uncertain, ``mean(sum_k p_k log p_k)`` averaged over the three
+  color heads, batch and pixels (the official code's ``loss_pred_ps_color``).
+* :func:`bias_ce`: the bias predictor's loss, per-head cross-entropy over the
+  pixels that are not background, summed over the three heads.
+
+All take h's logits shaped (N, 3, 8, H, W) and compute in float32 with
+log-softmax (the naive ``p * log(p)`` gives NaN when p underflows to 0).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lnl.data.colored import IGNORE_INDEX
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mu: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.mu = mu
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad.neg() * ctx.mu, None
+
+
+def grad_reverse(x: torch.Tensor, mu: float) -> torch.Tensor:
+    """Identity in the forward pass; multiplies the incoming gradient by ``-mu``."""
+    return _GradReverse.apply(x, mu)
+
+
+def neg_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean of ``sum_k p_k log p_k`` over heads, batch and pixels (minimize: more uncertainty)."""
+    logp = F.log_softmax(logits.float(), dim=2)
+    return (logp.exp() * logp).sum(dim=2).mean()
+
+
+def bias_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum over the 3 heads of each head's mean cross-entropy over non-background pixels.
+
+    ``labels``: (N, 3, H, W) integer bins, ``IGNORE_INDEX`` on background pixels.
+    """
+    n, heads, bins, h, w = logits.shape
+    target = labels.long().view(n * heads, h, w)
+    per_pixel = F.cross_entropy(logits.float().view(n * heads, bins, h, w), target,
+                                ignore_index=IGNORE_INDEX, reduction="none").view(n, heads, h * w)
+    counted = (labels.view(n, heads, h * w) != IGNORE_INDEX).sum(dim=(0, 2)).clamp_min(1)
+    return (per_pixel.sum(dim=(0, 2)) / counted).sum()
+
+
+def bias_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(number of correctly predicted non-background pixel bins, number counted), summed over heads."""
+    mask = labels != IGNORE_INDEX
+    correct = (logits.argmax(dim=2) == labels.long()) & mask
+    return correct.sum(), mask.sum()

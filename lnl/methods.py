@@ -1,0 +1,172 @@
+"""Training methods, registered by name: ``baseline``, ``lnl``, ``gray``.
+
+A method owns the optimizers and defines one training step on a mini-batch.
+Every method returns the same per-step statistics, so runs of different
+methods are compared on the same keys:
+
+* ``train/ce``: cross-entropy of g's digit prediction;
+* ``train/entropy``: mean entropy (nats) of h's per-pixel color prediction;
+* ``bias/loss``: h's color cross-entropy (summed over the three heads).
+
+Methods without an adversary still train h, on detached features, when
+``bias_probe`` is on (the default): h then measures how much color the
+features carry without influencing f or g.
+"""
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from lnl.config import Config
+from lnl.losses import bias_ce, grad_reverse, neg_entropy
+from lnl.models import LNLNet
+from lnl.registry import Registry
+
+METHODS: Registry = Registry("method")
+Stats = dict[str, torch.Tensor]
+
+
+def make_optimizer(cfg: Config, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    params = list(params)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+class Method(abc.ABC):
+    """Base class: optimizers for f+g and for h, and the step interface."""
+
+    input_kind = "color"  # which images the method trains and is tested on: "color" or "gray"
+
+    def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
+                 compile: bool = False) -> None:
+        self.cfg, self.model, self.autocast = cfg, model, autocast
+        self.opt_fg = make_optimizer(cfg, list(model.f.parameters()) + list(model.g.parameters()), cfg.lr)
+        self.opt_h = make_optimizer(cfg, model.h.parameters(), cfg.bias_lr or cfg.lr)
+        wrap = torch.compile if compile else (lambda m: m)
+        self.f, self.g, self.h = wrap(model.f), wrap(model.g), wrap(model.h)
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"fg": self.opt_fg, "h": self.opt_h}
+
+    @abc.abstractmethod
+    def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
+        """One optimization step on a mini-batch; returns detached scalar statistics."""
+
+    # -- shared pieces ------------------------------------------------------------------
+    def cross_entropy_step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Stats:
+        """Plain cross-entropy on f and g (+ the detached bias probe)."""
+        with self.autocast():
+            feat = self.f(x)
+            ce = F.cross_entropy(self.g(feat).float(), y)
+        self.opt_fg.zero_grad()
+        ce.backward()
+        self.opt_fg.step()
+        stats = {"train/ce": ce.detach()}
+        if self.cfg.bias_probe:
+            stats.update(self.probe_step(feat.detach(), bias))
+        return stats
+
+    def probe_step(self, feat: torch.Tensor, bias: torch.Tensor) -> Stats:
+        """Train h on detached features: measures color information, changes nothing else."""
+        with self.autocast():
+            logits = self.h(feat)
+            loss = bias_ce(logits, bias)
+        self.opt_h.zero_grad()
+        loss.backward()
+        self.opt_h.step()
+        return {"bias/loss": loss.detach(), "train/entropy": -neg_entropy(logits.detach())}
+
+
+@METHODS.register("baseline")
+class Baseline(Method):
+    """Cross-entropy on the biased training set (the paper's Baseline)."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
+        return self.cross_entropy_step(x, y, bias)
+
+
+@METHODS.register("gray")
+class Gray(Baseline):
+    """The paper's Gray reference: cross-entropy on gray versions of the images, tested on gray."""
+
+    input_kind = "gray"
+
+
+@METHODS.register("lnl")
+class LearningNotToLearn(Method):
+    """Learning Not to Learn (Kim et al., CVPR 2019, Eq. 4-5), as in the official trainer.
+
+    ``two_pass`` (default), per mini-batch:
+
+    (A) f and g minimize ``CE(g(f(x)), y) + lambda * neg_entropy(h(f(x)))``; h is
+        held fixed (the official code computes h's gradients here and discards them).
+    (B) h minimizes the bias cross-entropy of ``h(GRL(f(x)))``, recomputed with the
+        updated f; the reversal layer sends ``-mu * grad`` into f, which the f+g
+        optimizer applies.
+
+    The official code zeroes (not frees) gradients between the passes, so the f+g
+    optimizer's step in (B) also moves g by its momentum and weight decay with a
+    zero gradient; ``zero_grad(set_to_none=False)`` keeps that behaviour.
+
+    ``one_pass``: one forward of f serves both updates, summed into one step of
+    each optimizer. Cheaper, not the official algorithm.
+
+    During the first ``warmup_epochs`` the step is plain cross-entropy (the
+    authors start LNL from a pretrained baseline).
+    """
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
+        if epoch < self.cfg.warmup_epochs:
+            return self.cross_entropy_step(x, y, bias)
+        if self.cfg.lnl_step == "one_pass":
+            return self._one_pass(x, y, bias)
+        return self._two_pass(x, y, bias)
+
+    def _two_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Stats:
+        cfg, h = self.cfg, self.model.h
+        # (A) f, g: classification + lambda * negative entropy of h's prediction.
+        h.requires_grad_(False)  # h is not updated in (A): skip its weight gradients
+        try:
+            with self.autocast():
+                feat = self.f(x)
+                ce = F.cross_entropy(self.g(feat).float(), y)
+                ne = neg_entropy(self.h(feat))
+            self.opt_fg.zero_grad(set_to_none=False)
+            (ce + cfg.lambda_ * ne).backward()
+            self.opt_fg.step()
+        finally:
+            h.requires_grad_(True)
+        # (B) h learns the bias; f unlearns it through the gradient reversal layer.
+        with self.autocast():
+            logits = self.h(grad_reverse(self.f(x), cfg.mu))
+            bl = bias_ce(logits, bias)
+        self.opt_fg.zero_grad(set_to_none=False)
+        self.opt_h.zero_grad()
+        bl.backward()
+        self.opt_fg.step()
+        self.opt_h.step()
+        return {"train/ce": ce.detach(), "train/entropy": -ne.detach(), "bias/loss": bl.detach()}
+
+    def _one_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Stats:
+        cfg, h = self.cfg, self.model.h
+        with self.autocast():
+            feat = self.f(x)
+            ce = F.cross_entropy(self.g(feat).float(), y)
+            h.requires_grad_(False)  # the entropy term must not train h
+            try:
+                ne = neg_entropy(self.h(feat))
+            finally:
+                h.requires_grad_(True)
+            bl = bias_ce(self.h(grad_reverse(feat, cfg.mu)), bias)
+        self.opt_fg.zero_grad()
+        self.opt_h.zero_grad()
+        (ce + cfg.lambda_ * ne + bl).backward()
+        self.opt_fg.step()
+        self.opt_h.step()
+        return {"train/ce": ce.detach(), "train/entropy": -ne.detach(), "bias/loss": bl.detach()}

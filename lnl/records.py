@@ -1,0 +1,92 @@
+"""Run records: one plain-JSON file per run, written atomically.
+
+``<runs_dir>/<run_id>/record.json`` holds the resolved config, one metrics dict
+per epoch, the unbiased-test confusion matrix per epoch, the final metrics,
+timings, the git commit and the W&B run it was mirrored to. It is rewritten
+after every epoch through a temporary file and ``os.replace``, so a reader (or a
+killed worker) never sees half a file. The per-epoch metrics dicts are the very
+dicts logged to W&B (:mod:`lnl.tracking`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "lnl.run/1"
+RECORD = "record.json"
+CHECKPOINT = "checkpoint.pt"
+STATUSES = ("running", "finished", "diverged", "pruned", "failed")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None (plain JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as stream:
+            json.dump(_clean(obj), stream, indent=1, allow_nan=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RECORD
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class RunResult:
+    """What :func:`lnl.train` returns: the run's identity, status and metrics."""
+
+    run_id: str
+    run_dir: Path
+    status: str
+    final: dict[str, Any]
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    reason: str | None = None
+
+    @property
+    def test_acc(self) -> float | None:
+        return self.final.get("test/acc")
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], run_dir: Path) -> "RunResult":
+        return cls(record["run_id"], Path(run_dir), record["status"], record.get("final") or {},
+                   record.get("epochs") or [], record.get("reason"))

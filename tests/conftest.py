@@ -1,0 +1,58 @@
+"""Shared fixtures: one real Colored MNIST cache per session, W&B off unless a test turns it on."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Small budgets used across the suite: a few thousand real images, one or two epochs.
+TINY = {"train_size": 2000, "test_size": 1000, "epochs": 1, "progress": False, "batch_size": 100,
+        "optimizer": "adam", "lr": 0.003}
+
+
+@pytest.fixture(autouse=True)
+def _no_wandb_by_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """A cache holding Colored MNIST at sigma^2 = 0.02 (generated once per session).
+
+    Set LNL_TEST_CACHE to a folder to reuse a cache across sessions.
+    """
+    from lnl.data.dataset import load_generated
+
+    folder = Path(os.environ.get("LNL_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    load_generated(0.02, cache_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cmnist(cache_dir):
+    from lnl.data.dataset import load_generated
+
+    return load_generated(0.02, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from lnl.data.mnist import load_mnist
+
+    return load_mnist(cache_dir="/nonexistent-lnl-test", download=False)
+
+
+@pytest.fixture
+def tiny_config(cache_dir, tmp_path):
+    """A factory of small real-data configs writing their runs under tmp_path."""
+    from lnl.config import Config
+
+    def make(**overrides):
+        values = {**TINY, "cache_dir": str(cache_dir), "runs_dir": str(tmp_path / "runs"), **overrides}
+        return Config.from_dict(values)
+
+    return make

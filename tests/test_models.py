@@ -1,0 +1,75 @@
+"""Networks and loss terms: shapes, the reversal layer, the LNL losses on real batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lnl.data.tensors import DeviceData
+from lnl.losses import bias_ce, grad_reverse, neg_entropy
+from lnl.models import ARCHS, build_model
+
+
+@pytest.mark.parametrize("arch", ARCHS.names())
+def test_shapes_of_f_g_h(arch):
+    model = build_model(arch)
+    x = torch.randn(4, 3, 28, 28)
+    feat = model.f(x)
+    assert feat.shape == (4, 32, 14, 14)
+    assert model.g(feat).shape == (4, 10)
+    assert model.h(feat).shape == (4, 3, 8, 14, 14)
+
+
+def test_architecture_knobs():
+    model = build_model("paper", width=0.5, g_depth=4, head_width=16)
+    feat = model.f(torch.randn(2, 3, 28, 28))
+    assert feat.shape == (2, 16, 14, 14) and model.g(feat).shape == (2, 10)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.g.modules()) == 4
+    assert model.h.conv1.out_channels == 3 * 16 and model.h(feat).shape == (2, 3, 8, 14, 14)
+
+
+def test_paper_network_matches_the_official_layer_list():
+    model = build_model("paper")
+    convs = [m for m in model.f.modules() if isinstance(m, torch.nn.Conv2d)] + \
+            [m for m in model.g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == \
+        [(3, 32, 5, 1), (32, 32, 3, 1), (32, 64, 3, 2), (64, 64, 3, 1)]
+    n_params = sum(p.numel() for p in model.parameters())
+    official_f_g = 6 + (3 * 32 * 25 + 32) + (32 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (64 * 64 * 9 + 64) + 650
+    official_h = 3 * ((32 * 32 * 9 + 32) + 64 + (32 * 8 * 9 + 8))
+    assert n_params == official_f_g + official_h
+
+
+@pytest.mark.parametrize("mu", [0.1, 1.0, 3.5])
+def test_gradient_reversal_sends_minus_mu_times_the_gradient(mu):
+    x = torch.randn(5, 7, requires_grad=True)
+    upstream = torch.randn(5, 7)
+    y = grad_reverse(x, mu)
+    assert torch.equal(y, x)
+    y.backward(upstream)
+    assert torch.allclose(x.grad, -mu * upstream)
+
+
+def test_neg_entropy_and_bias_ce_match_their_definitions():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, 8, 14, 14) * 3
+    p = logits.softmax(dim=2)
+    assert torch.allclose(neg_entropy(logits), (p * p.log()).sum(2).mean(), atol=1e-6)
+    labels = torch.randint(0, 8, (4, 3, 14, 14), dtype=torch.uint8)
+    labels[:, :, :5] = 255
+    official = sum(F.cross_entropy(logits[:, k], labels[:, k].long(), ignore_index=255) for k in range(3))
+    assert torch.allclose(bias_ce(logits, labels), official, atol=1e-5)
+
+
+def test_lnl_losses_finite_on_real_batches_even_with_saturated_logits(cmnist):
+    data = DeviceData(cmnist, torch.device("cpu"), train_size=256)
+    model = build_model("paper")
+    x, y, bias = next(data.batches("train", 128, torch.Generator().manual_seed(0)))
+    logits = model.h(model.f(x))
+    for scale in (1.0, 1e4):  # p*log(p) naively is NaN once p underflows; log-softmax is not
+        ne, bl = neg_entropy(logits * scale), bias_ce(logits * scale, bias)
+        assert torch.isfinite(ne) and torch.isfinite(bl)
+        (ne + bl).backward(retain_graph=True)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert -np.log(8) - 1e-4 <= neg_entropy(logits).item() <= 0

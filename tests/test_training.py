@@ -1,0 +1,113 @@
+"""The training core end to end on a few thousand real Colored MNIST images."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import lnl
+from lnl.methods import METHODS
+from conftest import REPO
+
+PER_EPOCH_KEYS = {"epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "val_biased/acc",
+                  "val_unbiased/acc", "test/acc", "throughput"}
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_each_method_trains_and_writes_its_record(method, tiny_config):
+    result = lnl.train(tiny_config(method=method, epochs=2))
+    assert result.status == "finished"
+    record = json.loads((result.run_dir / "record.json").read_text())
+    assert record["status"] == "finished" and record["config"]["method"] == method
+    assert len(record["epochs"]) == 2 and PER_EPOCH_KEYS <= set(record["epochs"][0])
+    for row in record["epochs"]:
+        assert all(np.isfinite(row[k]) for k in PER_EPOCH_KEYS)
+    cm = np.array(record["final"]["test/confusion"])
+    assert cm.shape == (10, 10) and cm.sum() == 1000
+    assert record["final"]["test/acc"] == pytest.approx(np.trace(cm) / 1000, abs=1e-6)
+    # 40 steps on 2,000 images: the training distribution is learned well above chance (0.1)
+    assert record["epochs"][-1]["val_biased/acc"] > 0.3
+    assert record["timings"]["total_s"] > 0 and "torch" in record["env"]
+    assert not (result.run_dir / "checkpoint.pt").exists()  # finished runs drop their checkpoint
+
+
+def test_lnl_makes_color_less_predictable_than_the_baseline(tiny_config):
+    base = lnl.train(tiny_config(method="baseline", epochs=2, train_size=3000))
+    unlearn = lnl.train(tiny_config(method="lnl", epochs=2, train_size=3000, **{"lambda": 1.0}, mu=1.0))
+    # bias/acc: h's color-bin accuracy on val_unbiased features (the probe for the baseline)
+    assert unlearn.epochs[-1]["bias/acc"] < base.epochs[-1]["bias/acc"]
+    assert unlearn.epochs[-1]["train/entropy"] > base.epochs[-1]["train/entropy"]
+
+
+def test_same_seed_same_numbers(tiny_config):
+    a = lnl.train(tiny_config(method="lnl", run_id="a"))
+    b = lnl.train(tiny_config(method="lnl", run_id="b"))
+    c = lnl.train(tiny_config(method="lnl", run_id="c", seed=1))
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/") and k != "throughput"}
+                          for r in rows]  # noqa: E731
+    assert strip(a.epochs) == strip(b.epochs)
+    assert strip(a.epochs) != strip(c.epochs)
+
+
+def test_non_finite_loss_is_recorded_as_diverged(tiny_config):
+    result = lnl.train(tiny_config(method="baseline", lr=1e8, momentum=0.0, epochs=3))
+    assert result.status == "diverged" and "non-finite" in result.reason
+    record = json.loads((result.run_dir / "record.json").read_text())
+    assert record["status"] == "diverged" and len(record["epochs"]) == 1
+
+
+def test_one_pass_variant_and_warmup_run(tiny_config):
+    result = lnl.train(tiny_config(method="lnl", lnl_step="one_pass", warmup_epochs=1, epochs=2))
+    assert result.status == "finished"
+    assert [e["unlearning"] for e in result.epochs] == [0, 1]
+
+
+def test_official_data_source_trains(tmp_path, cmnist, tiny_config):
+    from test_data import write_official_file
+
+    path = tmp_path / "mnist_10color_jitter_var_0.020.npy"
+    write_official_file(path, cmnist, n_train=1500, n_test=300)
+    result = lnl.train(tiny_config(data_source="official", data_path=str(path), val_size=300,
+                                   train_size=None, test_size=None))
+    assert result.status == "finished" and np.array(result.final["test/confusion"]).sum() == 300
+
+
+def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
+    common = ["--method", "lnl", "--epochs", "3", "--train-size", "2500", "--test-size", "500",
+              "--batch-size", "50", "--progress", "False", "--cache-dir", tiny_config().cache_dir,
+              "--runs-dir", str(tmp_path / "runs"), "--wandb-mode", "disabled"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    reference = subprocess.run([sys.executable, "scripts/train.py", *common, "--run-id", "uninterrupted"],
+                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    victim = subprocess.Popen([sys.executable, "scripts/train.py", *common, "--run-id", "killed"],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "runs" / "killed" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    assert ckpt.exists(), "no checkpoint after the first epoch"
+    time.sleep(0.7)  # well inside epoch 2
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    record = json.loads((tmp_path / "runs" / "killed" / "record.json").read_text())
+    assert record["status"] == "running" and len(record["epochs"]) == 1
+    resumed = subprocess.run([sys.executable, "scripts/train.py", *common, "--run-id", "killed", "--resume"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming killed after epoch 1" in resumed.stdout
+    a = json.loads((tmp_path / "runs" / "uninterrupted" / "record.json").read_text())
+    b = json.loads((tmp_path / "runs" / "killed" / "record.json").read_text())
+    metric_keys = [k for k in a["final"] if k not in ("throughput",)]
+    assert {k: a["final"][k] for k in metric_keys} == {k: b["final"][k] for k in metric_keys}
+    assert b["status"] == "finished" and len(b["epochs"]) == 3
+    # a finished run is not redone
+    again = subprocess.run([sys.executable, "scripts/train.py", *common, "--run-id", "killed", "--resume"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert "already finished" in again.stdout
