@@ -1,0 +1,349 @@
+"""Optuna search over the same sweep YAMLs the W&B agents read.
+
+* :func:`space_from_sweep` maps a sweep's W&B parameter declarations to Optuna
+  distributions (constants stay fixed values); parameters it can't map raise
+  :class:`SearchSpaceError` naming them. The ranges exist only in sweeps/*.yaml.
+* One study per (sweep, method, bias level), named ``<sweep>-<method>-cv<level>``
+  (e.g. ``lnl_tune-lnl-cv0.020``), so a rerun adds trials to the same study.
+* Each trial is a full :func:`lnl.train` run (its own run record and W&B run, in
+  W&B group = study name, job type ``optuna-trial``). The objective is a
+  validation metric (default ``val_unbiased/acc``) at the trial's best epoch; its
+  per-epoch values go to the pruner. The test set never takes part.
+* :func:`run_worker` is one worker process. Workers on any number of machines
+  share a study through its storage; a lock held while a trial is created makes
+  the cap on the study's trials exact (file lock for SQLite and journal files,
+  an advisory lock for PostgreSQL and MySQL). With RDB storages, heartbeats let a
+  worker notice a trial whose worker died: the trial is marked failed and its
+  parameters are run again (Optuna's ``RetryHeartbeatStaleTrialCallback``).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import math
+import re
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from lnl.config import Config
+from lnl.engine import StopRun, train
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+# Heartbeats and the retry callback are marked experimental in Optuna; we rely on them knowingly.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+class SearchSpaceError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# search space
+def _kind(spec: dict[str, Any]) -> str:
+    from lnl.sweep_config import _spec_kind
+
+    return _spec_kind(spec)
+
+
+def space_from_sweep(sweep: dict[str, Any]) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+    """(fixed values, Optuna distributions) for a sweep's ``parameters``.
+
+    constant -> fixed; categorical -> Categorical; int_uniform -> Int; uniform ->
+    Float; q_uniform -> Float/Int with step q; log_uniform (exponent bounds) and
+    log_uniform_values -> log Float; q_log_uniform_values with integer bounds and
+    q = 1 -> log Int. Normal-family and inverse-log distributions have no Optuna
+    counterpart on a bounded domain and are refused.
+    """
+    fixed: dict[str, Any] = {}
+    space: dict[str, BaseDistribution] = {}
+    for name, spec in sweep["parameters"].items():
+        kind = _kind(spec)
+        try:
+            if kind == "constant":
+                fixed[name] = spec["value"]
+            elif kind == "categorical":
+                values = list(spec["values"])
+                if any(isinstance(v, (list, dict)) for v in values):
+                    raise SearchSpaceError("categorical values must be scalars")
+                space[name] = CategoricalDistribution(values)
+            elif kind == "int_uniform":
+                space[name] = IntDistribution(int(spec["min"]), int(spec["max"]))
+            elif kind == "uniform":
+                space[name] = FloatDistribution(float(spec["min"]), float(spec["max"]))
+            elif kind == "q_uniform":
+                q = spec.get("q", 1.0)
+                if all(float(v).is_integer() for v in (spec["min"], spec["max"], q)) and isinstance(q, int):
+                    space[name] = IntDistribution(int(spec["min"]), int(spec["max"]), step=int(q))
+                else:
+                    low, high, q = float(spec["min"]), float(spec["max"]), float(q)
+                    if not math.isclose(((high - low) / q) % 1, 0, abs_tol=1e-9) and \
+                            not math.isclose(((high - low) / q) % 1, 1, abs_tol=1e-9):
+                        raise SearchSpaceError(f"(max - min) = {high - low} is not a multiple of q = {q}")
+                    space[name] = FloatDistribution(low, high, step=q)
+            elif kind == "log_uniform":
+                space[name] = FloatDistribution(math.exp(float(spec["min"])), math.exp(float(spec["max"])), log=True)
+            elif kind == "log_uniform_values":
+                space[name] = FloatDistribution(float(spec["min"]), float(spec["max"]), log=True)
+            elif kind == "q_log_uniform_values" and spec.get("q", 1) == 1 and \
+                    isinstance(spec["min"], int) and isinstance(spec["max"], int):
+                space[name] = IntDistribution(spec["min"], spec["max"], log=True)
+            else:
+                raise SearchSpaceError(f"W&B distribution {kind!r} has no Optuna counterpart")
+        except SearchSpaceError as err:
+            raise SearchSpaceError(f"parameter {name!r}: {err}") from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise SearchSpaceError(f"parameter {name!r}: cannot map {spec!r} ({err})") from None
+    return fixed, space
+
+
+def suggest(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """Ask the trial for every parameter of ``space``."""
+    params: dict[str, Any] = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            params[name] = trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, IntDistribution):
+            params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        elif isinstance(dist, FloatDistribution):
+            params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        else:  # pragma: no cover - space_from_sweep makes only the three kinds
+            raise SearchSpaceError(f"parameter {name!r}: unsupported distribution {dist!r}")
+    return params
+
+
+def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
+    """The grid a GridSampler walks; only finite (categorical or integer) parameters qualify."""
+    grid: dict[str, list[Any]] = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[name] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            grid[name] = list(range(dist.low, dist.high + 1, dist.step))
+        else:
+            raise SearchSpaceError(f"parameter {name!r}: --sampler grid needs categorical or integer "
+                                   f"parameters, not {type(dist).__name__}")
+    return grid
+
+
+# ---------------------------------------------------------------------------------------
+# storage
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def open_storage(spec: str, heartbeat_interval: int = 30, grace_period: int = 90) -> Any:
+    """``journal:PATH`` -> JournalStorage; anything else is an SQLAlchemy URL -> RDBStorage.
+
+    RDB storages get heartbeats and the retry of trials whose worker died.
+    """
+    if spec.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = spec[len("journal:"):]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(path))
+    return optuna.storages.RDBStorage(
+        spec, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+        engine_kwargs={"pool_pre_ping": True} if not spec.startswith("sqlite") else None)
+
+
+@contextlib.contextmanager
+def study_lock(spec: str, study: str) -> Iterator[None]:
+    """A lock shared by every worker of ``study`` on this storage (see module doc)."""
+    key = int(hashlib.sha256(study.encode()).hexdigest()[:15], 16)
+    if spec.startswith("journal:") or spec.startswith("sqlite:///"):
+        path = spec[len("journal:"):] if spec.startswith("journal:") else spec[len("sqlite:///"):]
+        lock_path = Path(f"{path}.{hashlib.sha256(study.encode()).hexdigest()[:12]}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if spec.startswith(("postgresql", "mysql")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(spec, poolclass=sqlalchemy.pool.NullPool)
+        postgres = spec.startswith("postgresql")
+        with engine.connect() as conn:
+            if postgres:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            else:
+                conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": f"lnl-{key}"})
+            try:
+                yield
+            finally:
+                if postgres:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                else:
+                    conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": f"lnl-{key}"})
+        engine.dispose()
+        return
+    yield  # other databases: no lock, the cap may be exceeded by up to (workers - 1)
+
+
+def counted_trials(study: optuna.Study) -> int:
+    """Trials that count against the cap: all, except failed ones that were retried."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    return sum(1 for t in trials if not (t.state == TrialState.FAIL and t.number in retried))
+
+
+# ---------------------------------------------------------------------------------------
+# studies
+def study_name(sweep_name: str, method: str, color_var: float) -> str:
+    return f"{sweep_name}-{method}-cv{color_var:.3f}"
+
+
+def make_sampler(kind: str, space: dict[str, BaseDistribution], seed: int | None) -> optuna.samplers.BaseSampler:
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "grid":
+        return optuna.samplers.GridSampler(grid_of(space), seed=seed)
+    raise ValueError(f"unknown sampler {kind!r} (tpe, random, grid)")
+
+
+def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner:
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {kind!r} (median, hyperband, none)")
+
+
+def create_study(storage: Any, name: str, *, sampler: Any = None, pruner: Any = None,
+                 attrs: dict[str, Any] | None = None) -> optuna.Study:
+    """Create the study once (before workers start) or load it; direction: maximize."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+                                sampler=sampler, pruner=pruner)
+    for key, value in (attrs or {}).items():
+        study.set_user_attr(key, value)
+    return study
+
+
+class Objective:
+    """One trial = one full training run; returns the objective metric at the best epoch."""
+
+    def __init__(self, fixed: dict[str, Any], space: dict[str, BaseDistribution], overrides: dict[str, Any],
+                 study: str, objective: str = "val_unbiased/acc") -> None:
+        if not objective.startswith(("val_biased/", "val_unbiased/")):
+            raise ValueError(f"objective must be a validation metric (val_biased/... or val_unbiased/...); "
+                             f"got {objective!r}: the test set is never used for selection")
+        self.fixed, self.space, self.overrides = fixed, space, overrides
+        self.study, self.objective = study, objective
+
+    def config(self, trial: optuna.Trial) -> Config:
+        params = suggest(trial, self.space)
+        values = {**self.fixed, **params, **self.overrides, "study": self.study, "trial": trial.number,
+                  "group": self.study, "run_id": f"{self.study}-trial{trial.number:04d}"}
+        return Config.from_dict(values).validate()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]  # Optuna 5 wants a FrozenTrial here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        if retry_of is not None:
+            trial.set_user_attr("retry_of", retry_of)
+        cfg = self.config(trial)
+        trial.set_user_attr("run_id", cfg.run_id)
+        trial.set_user_attr("runs_dir", cfg.runs_dir)
+
+        def report(epoch: int, metrics: dict[str, Any]) -> None:
+            value = metrics.get(self.objective)
+            if value is None or not math.isfinite(value):
+                return
+            trial.report(value, step=epoch)
+            if trial.should_prune():
+                raise StopRun("pruned", f"pruned at epoch {epoch}: {self.objective} {value:.4f}")
+
+        try:
+            result = train(cfg, on_epoch=report)
+        except Exception as err:
+            trial.set_user_attr("reason", f"{type(err).__name__}: {err}"[:500])
+            raise
+        trial.set_user_attr("status", result.status)
+        if result.status in ("pruned", "diverged"):
+            trial.set_user_attr("reason", result.reason or result.status)
+            raise optuna.TrialPruned(result.reason or result.status)
+        values = [e[self.objective] for e in result.epochs
+                  if e.get(self.objective) is not None and math.isfinite(e[self.objective])]
+        if not values:
+            raise RuntimeError(f"run {cfg.run_id} logged no {self.objective}")
+        best = max(values)
+        trial.set_user_attr("best_epoch", 1 + values.index(best))
+        return best
+
+
+def run_worker(storage_spec: str, name: str, objective: Objective, *, cap: int | None,
+               timeout: float | None = None, heartbeat_interval: int = 30, grace_period: int = 90,
+               sampler: str = "tpe", pruner: str = "median", epochs: int = 10, seed: int | None = None,
+               log: Any = print) -> int:
+    """Run trials of study ``name`` until the cap, the timeout or the grid is exhausted.
+
+    Returns the number of trials this worker ran.
+    """
+    storage = open_storage(storage_spec, heartbeat_interval, grace_period)
+    study = optuna.load_study(study_name=name, storage=storage,
+                              sampler=make_sampler(sampler, objective.space, seed),
+                              pruner=make_pruner(pruner, epochs))
+    started, ran = time.monotonic(), 0
+    while True:
+        if timeout is not None and time.monotonic() - started > timeout:
+            log(f"{name}: timeout reached")
+            break
+        lock = study_lock(storage_spec, name)
+        lock.__enter__()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                lock.__exit__(None, None, None)
+
+        try:
+            # RDB storages: mark trials of dead workers failed and queue their retries, under the
+            # lock, so that the retry is counted before the cap is checked.
+            optuna.storages.fail_stale_trials(study)
+            waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if cap is not None and counted_trials(study) >= cap and not waiting:
+                break
+            if sampler == "grid" and study.sampler.is_exhausted(study) and not waiting:  # type: ignore[attr-defined]
+                break
+
+            def objective_unlocked(trial: optuna.Trial) -> float:
+                release()  # the trial exists now: let other workers create theirs
+                return objective(trial)
+
+            study.optimize(objective_unlocked, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            ran += 1
+        finally:
+            release()
+    return ran
+
+
+def best_trial_config(study: optuna.Study, objective: Objective) -> dict[str, Any] | None:
+    """The best trial's config as a YAML-ready dict of run-defining keys (None if no trial completed)."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    values = {**objective.fixed, **best.params, **objective.overrides}
+    cfg = Config.from_dict(values).validate()
+    return cfg.identity()

@@ -1,0 +1,139 @@
+"""Optuna search: YAML -> Optuna mapping, a small study on SQLite, pruning, best configs."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from conftest import REPO
+from lnl.config import parse_args
+from lnl.search import (Objective, SearchSpaceError, mask_url, space_from_sweep, study_name)
+from lnl.sweep_config import for_condition, load_sweep
+
+
+def test_every_wandb_distribution_maps_or_is_refused_by_name():
+    sweep = {"parameters": {
+        "method": {"value": "lnl"},
+        "optimizer": {"values": ["sgd", "adam"]},
+        "g_depth": {"min": 1, "max": 4},
+        "width": {"min": 0.5, "max": 2.0},
+        "batch_size": {"distribution": "q_uniform", "min": 64, "max": 256, "q": 64},
+        "momentum": {"distribution": "q_uniform", "min": 0.5, "max": 0.9, "q": 0.1},
+        "mu": {"distribution": "log_uniform", "min": -4.6, "max": 2.3},
+        "lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 0.1},
+        "head_width": {"distribution": "q_log_uniform_values", "min": 8, "max": 128, "q": 1},
+        "epochs": {"distribution": "int_uniform", "min": 2, "max": 6},
+        "lambda": {"distribution": "uniform", "min": 0.0, "max": 1.0},
+    }}
+    fixed, space = space_from_sweep(sweep)
+    assert fixed == {"method": "lnl"}
+    assert space["optimizer"] == CategoricalDistribution(["sgd", "adam"])
+    assert space["g_depth"] == IntDistribution(1, 4)
+    assert space["width"] == FloatDistribution(0.5, 2.0)
+    assert space["batch_size"] == IntDistribution(64, 256, step=64)
+    assert space["momentum"] == FloatDistribution(0.5, 0.9, step=0.1)
+    assert space["mu"].log and space["mu"].low == pytest.approx(math.exp(-4.6))
+    assert space["lr"] == FloatDistribution(1e-4, 0.1, log=True)
+    assert space["head_width"] == IntDistribution(8, 128, log=True)
+    assert space["epochs"] == IntDistribution(2, 6)
+    assert space["lambda"] == FloatDistribution(0.0, 1.0)
+    for bad in ({"distribution": "normal", "mu": 0, "sigma": 1},
+                {"distribution": "inv_log_uniform_values", "min": 1, "max": 10},
+                {"distribution": "q_log_uniform_values", "min": 1.0e-3, "max": 1.0, "q": 0.01},
+                {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.3}):
+        with pytest.raises(SearchSpaceError, match="parameter 'lr'"):
+            space_from_sweep({"parameters": {"lr": bad}})
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_repository_sweeps_map_to_optuna(path):
+    fixed, space = space_from_sweep(for_condition(load_sweep(path), 0.02))  # as optuna_search.py does
+    assert fixed["color_var"] == 0.02 and space
+
+
+def test_objective_never_uses_the_test_set():
+    with pytest.raises(ValueError, match="validation metric"):
+        Objective({}, {}, {}, "s", objective="test/acc")
+
+
+def test_passwords_are_masked():
+    assert mask_url("postgresql+psycopg2://lnl:s3cr3t@db:5432/x") == "postgresql+psycopg2://lnl:***@db:5432/x"
+    assert mask_url("sqlite:///optuna.db") == "sqlite:///optuna.db"
+
+
+def test_three_trial_study_on_sqlite(cache_dir, tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "optuna_search.py"), "--space", str(REPO / "sweeps/lnl_tune.yaml"),
+           "--color-var", "0.02", "--n-trials", "3", "--seed", "1", "--confirm-seeds", "2",
+           "--set", "epochs=2", "train_size=800", "test_size=300", f"cache_dir={cache_dir}", "--wandb-mode", "disabled"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = study_name("lnl_tune", "lnl", 0.02)
+    assert name == "lnl_tune-lnl-cv0.020"
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trials = study.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    for trial in trials:  # each trial is a full run with its own record
+        record = json.loads((tmp_path / "runs/optuna" / trial.user_attrs["run_id"] / "record.json").read_text())
+        assert record["config"]["trial"] == trial.number and record["config"]["study"] == name
+        assert record["config"]["group"] == name
+        for key, value in trial.params.items():
+            assert record["config"][key] == value
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert trial.value == max(e["val_unbiased/acc"] for e in record["epochs"])
+    best_yaml = tmp_path / "optuna_best" / f"{name}.yaml"
+    cfg = parse_args(["--config", str(best_yaml)])
+    assert cfg.lambda_ == pytest.approx(study.best_params["lambda"]) and cfg.epochs == 2
+    assert f"re-run: python scripts/train.py --config optuna_best/{name}.yaml" in proc.stdout
+    assert "unbiased test accuracy" in proc.stdout and "+-" in proc.stdout and "n=2" in proc.stdout
+    # a rerun adds trials to the same study
+    proc = subprocess.run(cmd[:cmd.index("--confirm-seeds")] + cmd[cmd.index("--set"):] + ["--n-trials", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials) == 4
+
+
+def test_a_bad_trial_is_pruned_and_its_wandb_run_finishes(tiny_config, tmp_path, monkeypatch):
+    from wandb_log import read_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
+                            "lr": {"values": [0.003, 1.0e-7]}}}
+    fixed, space = space_from_sweep(sweep)
+    base = tiny_config(epochs=3, wandb_mode="auto").to_dict()
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "batch_size", "optimizer",
+                                       "cache_dir", "runs_dir", "progress", "wandb_mode")}
+    objective = Objective(fixed, space, overrides, "prune-test")
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    for lr in (0.003, 0.003, 1.0e-7):  # two good trials, then a deliberately bad one
+        study.enqueue_trial({"lr": lr})
+    study.optimize(objective, n_trials=3)
+    states = [t.state for t in study.trials]
+    assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert states[2] == optuna.trial.TrialState.PRUNED
+    bad = study.trials[2]
+    record = json.loads((Path(overrides["runs_dir"]) / bad.user_attrs["run_id"] / "record.json").read_text())
+    assert record["status"] == "pruned" and "pruned at epoch 2" in record["reason"]
+    assert len(record["epochs"]) == 2  # stopped before the third epoch
+    logged = read_run(next(Path(record["wandb"]["dir"]).glob("run-*.wandb")))
+    assert logged["summary"]["status"] == "pruned"
+    assert logged["run"].job_type == "optuna-trial" and logged["run"].run_group == "prune-test"
+    assert logged["config"]["trial"] == 2
+
+
+def test_diverged_trial_is_pruned_with_its_reason(tiny_config):
+    sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
+                            "lr": {"value": 1.0e8}, "momentum": {"value": 0.0}}}
+    fixed, space = space_from_sweep(sweep)
+    base = tiny_config(epochs=2).to_dict()
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "cache_dir", "runs_dir", "progress")}
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(fixed, space, overrides, "diverge-test"), n_trials=1)
+    assert study.trials[0].state == optuna.trial.TrialState.PRUNED
+    assert "non-finite" in study.trials[0].user_attrs["reason"]
