@@ -109,7 +109,7 @@ class WandbTracker:
 
     def log_samples(self, data: Any) -> None:
         """A grid of training and test images (one row per digit), so a reader sees the bias."""
-        images = {f"samples/{split}": self.wandb.Image(sample_grid(data, split),
+        images = {f"samples/{split}": self.wandb.Image(sample_grid(*device_split_images(data, split)),
                                                        caption=f"{split}: one row per digit 0-9")
                   for split in ("train", "test")}
         self._safe(self.run.log, images, commit=False)
@@ -154,19 +154,26 @@ def confusion_to_pairs(cm: np.ndarray) -> tuple[list[int], list[int]]:
     return np.repeat(rows, counts).tolist(), np.repeat(cols, counts).tolist()
 
 
-def sample_grid(data: Any, split: str, per_class: int = 8) -> np.ndarray:
-    """(10*28, per_class*28, 3) uint8 image: ``per_class`` images of each digit from ``split``."""
-    part = data[split]
-    y = part.y.cpu().numpy()
-    x = part.x.cpu().numpy()
-    tiles = np.zeros((10, per_class, 28, 28, 3), dtype=np.uint8)
+def sample_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 8) -> np.ndarray:
+    """(10*H, per_class*W, 3) uint8 mosaic: ``per_class`` images of each digit, one row per digit.
+
+    ``images``: (N, H, W, 3) or (N, H, W) uint8 (gray is shown as gray).
+    """
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)
+    n, h, w, _ = images.shape
+    tiles = np.zeros((10, per_class, h, w, 3), dtype=np.uint8)
     for digit in range(10):
-        idx = np.flatnonzero(y == digit)[:per_class]
-        imgs = x[idx]
-        if imgs.shape[1] == 1:
-            imgs = np.repeat(imgs, 3, axis=1)
-        tiles[digit, : len(idx)] = imgs.transpose(0, 2, 3, 1)
-    return tiles.transpose(0, 2, 1, 3, 4).reshape(10 * 28, per_class * 28, 3)
+        idx = np.flatnonzero(labels == digit)[:per_class]
+        tiles[digit, : len(idx)] = images[idx]
+    return tiles.transpose(0, 2, 1, 3, 4).reshape(10 * h, per_class * w, 3)
+
+
+def device_split_images(data: Any, split: str, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` images of a split of :class:`lnl.data.tensors.DeviceData` as NHWC uint8."""
+    part = data[split]
+    x = part.x[:limit].cpu().numpy().transpose(0, 2, 3, 1)
+    return (x[..., 0] if x.shape[3] == 1 else x), part.y[:limit].cpu().numpy()
 
 
 def open_tracker(cfg: Any, run_id: str, record: dict[str, Any], resume_id: str | None = None) -> Any:

@@ -102,6 +102,6 @@ def test_sample_grid_shows_one_row_per_digit(cmnist):
     from lnl.data.tensors import DeviceData
 
     data = DeviceData(cmnist, torch.device("cpu"), train_size=500, test_size=500)
-    grid = tracking.sample_grid(data, "train")
+    grid = tracking.sample_grid(*tracking.device_split_images(data, "train"))
     assert grid.shape == (280, 224, 3) and grid.dtype.name == "uint8"
     assert grid[:28].reshape(28, 8, 28, 3).any()  # digit 0's row is filled

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,19 @@ def _items(items: Any) -> dict[str, Any]:
     return out
 
 
-def read_run(path: str | Path) -> dict[str, Any]:
-    """{'config': {...}, 'history': [{...}, ...], 'summary': {...}, 'run': RunRecord} of one offline run."""
+def read_run(path: str | Path, wait_s: float = 30.0) -> dict[str, Any]:
+    """{'config': {...}, 'history': [{...}, ...], 'summary': {...}, 'run': RunRecord} of one offline run.
+
+    W&B's service process writes the file asynchronously; wait (up to ``wait_s``)
+    until it holds the run's final ``exit`` record.
+    """
+    deadline = time.monotonic() + wait_s
+    found = records(path)
+    while not any(r.WhichOneof("record_type") == "exit" for r in found) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = records(path)
     run: dict[str, Any] = {"config": {}, "history": [], "summary": {}, "run": None}
-    for record in records(path):
+    for record in found:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run["run"] = record.run

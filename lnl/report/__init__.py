@@ -1,0 +1,1 @@
+"""Reports over run records: tables per model-selection rule, figures, a README page, W&B publishing."""

@@ -1,0 +1,71 @@
+"""Run records in, from a folder of ``record.json`` files or from a W&B project.
+
+Both sources yield the same schema (see :mod:`lnl.records`): ``run_id``,
+``status``, ``config``, ``epochs`` (one metrics dict per epoch), ``confusion``
+(unbiased-test confusion matrix per epoch, keyed by epoch number as a string)
+and ``final``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from lnl.records import RECORD
+
+EPOCH_KEYS = ("epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "bias/acc_biased",
+              "val_biased/acc", "val_unbiased/acc", "test/acc", "unlearning", "throughput", "time/epoch_s")
+
+
+def from_folders(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Every ``record.json`` under the given folders (recursively), sorted by run id."""
+    records = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob(RECORD)):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                raise ValueError(f"{path}: not a readable run record ({err})") from None
+            if isinstance(record, dict) and "config" in record and "run_id" in record:
+                record["_source"] = str(path)
+                records.append(record)
+    return sorted(records, key=lambda r: r["run_id"])
+
+
+def from_wandb(path: str, sweeps: list[str] | None = None, group: str | None = None,
+               api: Any = None) -> list[dict[str, Any]]:
+    """Runs of W&B project ``ENTITY/PROJECT`` (optionally only some sweeps or one group) as records.
+
+    The per-epoch confusion matrices live only in local records; from W&B the
+    final epoch's matrix comes from the run summary.
+    """
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    filters: dict[str, Any] = {}
+    if sweeps:
+        filters["sweep"] = {"$in": list(sweeps)}
+    if group:
+        filters["group"] = group
+    records = []
+    for run in api.runs(path, filters=filters or None):
+        config = {k: v for k, v in dict(run.config).items() if not k.startswith("_")}
+        if "method" not in config or "color_var" not in config:
+            continue  # not a training run of this harness (e.g. a report run)
+        summary = dict(run.summary)
+        history = [dict(row) for row in run.history(keys=list(EPOCH_KEYS), pandas=False)]
+        epochs = sorted(({k: v for k, v in row.items() if not k.startswith("_")} for row in history
+                         if row.get("epoch") is not None), key=lambda e: e["epoch"])
+        final = {k: v for k, v in summary.items() if not k.startswith("_") and not isinstance(v, dict)}
+        confusion = {}
+        if epochs and summary.get("test/confusion") is not None:
+            confusion[str(int(epochs[-1]["epoch"]))] = summary["test/confusion"]
+        status = summary.get("status") or {"finished": "finished", "crashed": "failed", "failed": "failed",
+                                            "running": "running", "killed": "failed"}.get(run.state, run.state)
+        records.append({"run_id": run.name or run.id, "status": status, "reason": summary.get("status_reason"),
+                        "config": config, "epochs": epochs, "confusion": confusion, "final": final,
+                        "wandb": {"id": run.id, "path": "/".join(run.path) if isinstance(run.path, list)
+                                  else str(run.path)},
+                        "_source": f"wandb:{path}/{run.id}"})
+    return sorted(records, key=lambda r: r["run_id"])

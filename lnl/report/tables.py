@@ -1,0 +1,270 @@
+"""Comparison tables: load -> select -> aggregate -> render (small functions over pandas).
+
+Model selection is an explicit, named rule. Each rule picks an epoch within a run
+and, when a method has several configurations at a bias level (a sweep or a
+study), a configuration by the same validation signal:
+
+============  ==============================  =============================================
+rule          epoch of each run               configuration among several
+============  ==============================  =============================================
+last          the final epoch                 highest mean final ``val_biased/acc``
+val_biased    best ``val_biased/acc``         highest mean best ``val_biased/acc``
+val_unbiased  best ``val_unbiased/acc``       highest mean best ``val_unbiased/acc``
+============  ==============================  =============================================
+
+``val_unbiased`` uses held-out training images recolored at random, i.e. it
+assumes access to unbiased validation data; ``last`` and ``val_biased`` do not.
+No rule ever looks at the test set. Ties go to the earliest epoch.
+
+Only runs with status ``finished`` enter the numbers; the others are counted and
+listed by :func:`status_table`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RULES = ("last", "val_biased", "val_unbiased")
+RULE_TEXT = {
+    "last": "final epoch of each run (configuration: best mean final val_biased/acc)",
+    "val_biased": "epoch with the best biased validation accuracy (no unbiased data used)",
+    "val_unbiased": "epoch with the best unbiased validation accuracy "
+                    "(uses unbiased held-out data: an oracle-style rule)",
+}
+RULE_METRIC = {"last": "val_biased/acc", "val_biased": "val_biased/acc", "val_unbiased": "val_unbiased/acc"}
+PAPER_CSV = Path(__file__).resolve().parent.parent / "resources" / "paper_colored_mnist.csv"
+METHOD_ORDER = ("baseline", "gray", "lnl")
+# Config keys that describe the experimental condition or bookkeeping, not the configuration.
+_NOT_CONFIGURATION = {"seed", "method", "color_var", "runs_dir", "run_id", "resume", "progress", "device",
+                      "cache_dir", "data_dir", "wandb_mode", "wandb_project", "wandb_entity", "group",
+                      "job_type", "tags", "study", "trial", "threads", "channels_last", "compile"}
+
+
+def paper_results() -> pd.DataFrame:
+    """The official numbers (authors' README table of the paper's Fig. 4): method, color_var, test_acc."""
+    df = pd.read_csv(PAPER_CSV)
+    df["color_var"] = df["color_var"].round(3)
+    return df
+
+
+def configuration_key(config: dict[str, Any]) -> str:
+    """Identity of a configuration: every run-defining key except seed, method and bias level."""
+    values = {k: v for k, v in config.items() if k not in _NOT_CONFIGURATION}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        c = r["config"]
+        rows.append({"run_id": r["run_id"], "method": c["method"], "color_var": round(float(c["color_var"]), 3),
+                     "seed": c.get("seed"), "status": r.get("status"), "reason": r.get("reason"),
+                     "configuration": configuration_key(c), "study": c.get("study"), "trial": c.get("trial"),
+                     "epochs_completed": len(r.get("epochs") or [])})
+    return pd.DataFrame(rows, columns=["run_id", "method", "color_var", "seed", "status", "reason",
+                                       "configuration", "study", "trial", "epochs_completed"])
+
+
+def epochs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        c = r["config"]
+        for e in r.get("epochs") or []:
+            rows.append({"run_id": r["run_id"], "method": c["method"], "color_var": round(float(c["color_var"]), 3),
+                         "seed": c.get("seed"), "status": r.get("status"), **e})
+    return pd.DataFrame(rows)
+
+
+def select_epoch(epochs: list[dict[str, Any]], rule: str) -> dict[str, Any] | None:
+    """The epoch dict a rule picks from one run's epochs (None if it has none)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; rules: {', '.join(RULES)}")
+    usable = [e for e in epochs if e.get("test/acc") is not None]
+    if not usable:
+        return None
+    if rule == "last":
+        return max(usable, key=lambda e: e["epoch"])
+    key = RULE_METRIC[rule]
+    scored = [e for e in usable if e.get(key) is not None and math.isfinite(e[key])]
+    if not scored:
+        return None
+    best = max(e[key] for e in scored)
+    return min((e for e in scored if e[key] == best), key=lambda e: e["epoch"])
+
+
+def selected_runs(records: list[dict[str, Any]], rule: str) -> pd.DataFrame:
+    """One row per finished run: the selected epoch, its test accuracy and selection score."""
+    rows = []
+    for r in records:
+        if r.get("status") != "finished":
+            continue
+        chosen = select_epoch(r.get("epochs") or [], rule)
+        if chosen is None:
+            continue
+        c = r["config"]
+        rows.append({"run_id": r["run_id"], "method": c["method"], "color_var": round(float(c["color_var"]), 3),
+                     "seed": c.get("seed"), "configuration": configuration_key(c), "epoch": chosen["epoch"],
+                     "score": chosen.get(RULE_METRIC[rule]), "test_acc": chosen["test/acc"],
+                     "confusion": (r.get("confusion") or {}).get(str(int(chosen["epoch"])))})
+    return pd.DataFrame(rows, columns=["run_id", "method", "color_var", "seed", "configuration", "epoch", "score",
+                                       "test_acc", "confusion"])
+
+
+def choose_configurations(selected: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, color_var), keep the runs of the configuration with the highest mean score."""
+    if selected.empty:
+        return selected
+    means = selected.groupby(["method", "color_var", "configuration"], as_index=False)["score"].mean()
+    means = means.sort_values(["method", "color_var", "score", "configuration"], ascending=[True, True, False, True])
+    best = means.drop_duplicates(["method", "color_var"])[["method", "color_var", "configuration"]]
+    return selected.merge(best, on=["method", "color_var", "configuration"])
+
+
+def aggregate(selected: pd.DataFrame, error: str = "std") -> pd.DataFrame:
+    """mean, std (ddof=1), sem and n of test accuracy per (method, color_var)."""
+    if error not in ("std", "sem"):
+        raise ValueError("error must be 'std' or 'sem'")
+    if selected.empty:
+        return pd.DataFrame(columns=["method", "color_var", "mean", "std", "sem", "n", "error"])
+    g = selected.groupby(["method", "color_var"])["test_acc"]
+    out = g.agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else float("nan"), n="count").reset_index()
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    out["error"] = out[error]
+    return out
+
+
+def comparison(records: list[dict[str, Any]], rule: str, error: str = "std") -> pd.DataFrame:
+    """Long table: method, color_var, mean, error, n, paper, diff (ours - paper); every (method, level)
+    that appears in our runs or in the paper is a row, missing values stay NaN."""
+    stats = aggregate(choose_configurations(selected_runs(records, rule)), error)
+    paper = paper_results().rename(columns={"test_acc": "paper"})
+    runs = runs_frame(records)
+    ours_methods = set(runs["method"])
+    levels = sorted(set(runs["color_var"]) | set(paper["color_var"]))
+    methods = [m for m in METHOD_ORDER if m in ours_methods] + sorted(ours_methods - set(METHOD_ORDER))
+    grid = pd.DataFrame([(m, cv) for m in methods for cv in levels], columns=["method", "color_var"])
+    out = grid.merge(stats, on=["method", "color_var"], how="left").merge(paper, on=["method", "color_var"],
+                                                                          how="left")
+    out["diff"] = out["mean"] - out["paper"]
+    out["rule"] = rule
+    out["error_kind"] = error
+    out["n"] = out["n"].fillna(0).astype(int)
+    attempted = runs.groupby(["method", "color_var"]).size().rename("runs").reset_index()
+    out = out.merge(attempted, on=["method", "color_var"], how="left")
+    out["runs"] = out["runs"].fillna(0).astype(int)
+    return out[["rule", "method", "color_var", "mean", "error", "error_kind", "n", "runs", "paper", "diff"]]
+
+
+def status_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Runs that did not finish (diverged, failed, pruned, running), with their reasons."""
+    runs = runs_frame(records)
+    return runs[runs["status"] != "finished"][["run_id", "method", "color_var", "seed", "status", "reason"]]
+
+
+# ---------------------------------------------------------------------------------------
+# rendering
+def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _cell(row: pd.Series) -> str:
+    if row["n"] == 0:
+        return "—" if row["runs"] == 0 else f"— (0/{row['runs']} finished)"
+    err = "n/a" if math.isnan(row["error"]) else f"{row['error']:.4f}"
+    done = f"{row['n']}" if row["n"] == row["runs"] else f"{row['n']}/{row['runs']}"
+    return f"{row['mean']:.4f} ± {err} (n={done})"
+
+
+def wide(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the method x sigma^2 view: for each method, rows ours / paper / diff."""
+    levels = sorted(table["color_var"].unique())
+    header = ["method", ""] + [f"σ²={cv:.3f}" for cv in levels]
+    rows = []
+    for method in dict.fromkeys(table["method"]):
+        sub = table[table["method"] == method].set_index("color_var")
+        rows.append([method, "ours"] + [_cell(sub.loc[cv]) for cv in levels])
+        if sub["paper"].notna().any():
+            rows.append(["", "paper"] + [_fmt(sub.loc[cv, "paper"]) for cv in levels])
+            rows.append(["", "ours − paper"] + [_fmt(sub.loc[cv, "diff"], sign=True) for cv in levels])
+    return header, rows
+
+
+def caption(rule: str, error: str) -> str:
+    spread = "standard deviation (ddof=1)" if error == "std" else "standard error of the mean"
+    return (f"Unbiased test accuracy, model selection `{rule}`: {RULE_TEXT[rule]}. "
+            f"Cells: mean ± {spread} over seeds (n = finished runs; n=a/b when only a of b runs finished). "
+            f"Paper: the authors' published numbers (one run each). — : no data.")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    rule, error = table["rule"].iloc[0], table["error_kind"].iloc[0]
+    header, rows = wide(table)
+    lines = [f"**Selection: `{rule}`** — {caption(rule, error)}", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    rule, error = table["rule"].iloc[0], table["error_kind"].iloc[0]
+    header, rows = wide(table)
+
+    def esc(s: str) -> str:
+        return (s.replace("±", r"$\pm$").replace("σ²", r"$\sigma^2$").replace("−", "$-$").replace("—", "--")
+                .replace("_", r"\_"))
+
+    cols = "ll" + "r" * (len(header) - 2)
+    out = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+           " & ".join(esc(h) for h in header) + r" \\", r"\midrule"]
+    for i, r in enumerate(rows):
+        if i and r[0]:
+            out.append(r"\midrule")
+        out.append(" & ".join(esc(c) for c in r) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption(rule, error))}}}",
+            rf"\label{{tab:colored-mnist-{rule.replace('_', '-')}}}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def studies_table(records: list[dict[str, Any]], objective: str = "val_unbiased/acc") -> pd.DataFrame:
+    """Per Optuna study: trials by status, and the best trial's searched parameters."""
+    rows = []
+    by_study: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        study = r["config"].get("study")
+        if study and r["config"].get("trial") is not None:
+            by_study.setdefault(study, []).append(r)
+    for study, runs in sorted(by_study.items()):
+        statuses = pd.Series([r.get("status") for r in runs]).value_counts().to_dict()
+        keys = [k for k in runs[0]["config"] if k not in _NOT_CONFIGURATION
+                and len({json.dumps(r["config"].get(k), default=str) for r in runs}) > 1]
+        scored = [(max((e.get(objective) or 0.0) for e in r["epochs"]), r) for r in runs
+                  if r.get("status") == "finished" and r.get("epochs")]
+        row = {"study": study, "method": runs[0]["config"]["method"],
+               "color_var": round(float(runs[0]["config"]["color_var"]), 3), "trials": len(runs),
+               "finished": statuses.get("finished", 0), "pruned": statuses.get("pruned", 0) + statuses.get(
+                   "diverged", 0), "failed": statuses.get("failed", 0) + statuses.get("running", 0)}
+        if scored:
+            value, best = max(scored, key=lambda t: t[0])
+            row.update({"best_trial": best["config"]["trial"], f"best {objective}": round(value, 4),
+                        "best_params": ", ".join(f"{k}={best['config'][k]}" for k in keys)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frame_to_markdown(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_none_\n"
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join("—" if (isinstance(v, float) and math.isnan(v)) or v is None else str(v)
+                                       for v in row) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,181 @@
+"""The report: selection rules, aggregation, golden Markdown table, every figure, W&B in and out.
+
+Golden file: tests/fixtures/golden_table_last.md. After changing the table format or
+the fixture records (python tests/fixtures/make_records.py), regenerate it with
+
+    LNL_REGENERATE_GOLDEN=1 python -m pytest tests/test_report.py -k golden
+
+and review the diff.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from conftest import REPO
+from lnl.report import load, tables
+from lnl.report.build import build_report, publish_wandb
+
+FIXTURES = REPO / "tests" / "fixtures"
+GOLDEN = FIXTURES / "golden_table_last.md"
+
+
+@pytest.fixture
+def records(cache_dir):
+    recs = load.from_folders([FIXTURES / "records"])
+    for r in recs:  # the sample-image figure regenerates nothing: use the session's data cache
+        r["config"]["cache_dir"] = str(cache_dir)
+    return recs
+
+
+def test_fixture_records_cover_two_methods_two_levels_two_seeds(records):
+    runs = tables.runs_frame(records)
+    finished = runs[runs["status"] == "finished"]
+    assert finished.groupby(["method", "color_var"]).size().to_dict() == {
+        ("baseline", 0.02): 2, ("baseline", 0.03): 2, ("lnl", 0.02): 2, ("lnl", 0.03): 2}
+    assert all(len(r["confusion"]) == 3 for r in records if r["status"] == "finished")
+
+
+def test_golden_markdown_table(records):
+    text = tables.to_markdown(tables.comparison(records, "last", "std"))
+    if os.environ.get("LNL_REGENERATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_selection_rules_pick_the_right_epoch():
+    epochs = [{"epoch": 1, "val_biased/acc": 0.90, "val_unbiased/acc": 0.30, "test/acc": 0.31},
+              {"epoch": 2, "val_biased/acc": 0.97, "val_unbiased/acc": 0.50, "test/acc": 0.52},
+              {"epoch": 3, "val_biased/acc": 0.97, "val_unbiased/acc": 0.70, "test/acc": 0.69},
+              {"epoch": 4, "val_biased/acc": 0.95, "val_unbiased/acc": 0.60, "test/acc": 0.99}]
+    assert tables.select_epoch(epochs, "last")["epoch"] == 4
+    assert tables.select_epoch(epochs, "val_biased")["epoch"] == 2  # tie 0.97: the earliest epoch
+    assert tables.select_epoch(epochs, "val_unbiased")["epoch"] == 3  # never the test-best epoch 4
+    with pytest.raises(ValueError):
+        tables.select_epoch(epochs, "test")
+
+
+def test_selection_over_configurations_uses_the_rules_validation_metric():
+    def run(run_id, lr, seed, vb, vu, test):
+        return {"run_id": run_id, "status": "finished", "confusion": {},
+                "config": {"method": "lnl", "color_var": 0.02, "seed": seed, "lr": lr},
+                "epochs": [{"epoch": 1, "val_biased/acc": vb, "val_unbiased/acc": vu, "test/acc": test}]}
+
+    recs = [run("a0", 0.1, 0, 0.99, 0.40, 0.41), run("a1", 0.1, 1, 0.98, 0.42, 0.43),
+            run("b0", 0.01, 0, 0.95, 0.80, 0.79), run("b1", 0.01, 1, 0.96, 0.82, 0.81)]
+    by_vb = tables.choose_configurations(tables.selected_runs(recs, "val_biased"))
+    by_vu = tables.choose_configurations(tables.selected_runs(recs, "val_unbiased"))
+    assert sorted(by_vb["run_id"]) == ["a0", "a1"] and sorted(by_vu["run_id"]) == ["b0", "b1"]
+
+
+@pytest.mark.parametrize("error", ["std", "sem"])
+def test_plus_minus_is_what_the_header_says(records, error):
+    table = tables.comparison(records, "val_unbiased", error)
+    for method in ("baseline", "lnl"):
+        tests = [tables.select_epoch(r["epochs"], "val_unbiased")["test/acc"] for r in records
+                 if r["status"] == "finished" and r["config"]["method"] == method and r["config"]["color_var"] == 0.02]
+        row = table[(table["method"] == method) & (table["color_var"] == 0.02)].iloc[0]
+        std = float(np.std(tests, ddof=1))
+        assert row["mean"] == pytest.approx(np.mean(tests)) and row["n"] == len(tests) == 2
+        assert row["error"] == pytest.approx(std if error == "std" else std / math.sqrt(2))
+    text = tables.to_markdown(table)
+    assert ("standard deviation (ddof=1)" in text) == (error == "std")
+    assert ("standard error of the mean" in text) == (error == "sem")
+
+
+def test_missing_cells_and_unfinished_runs_are_shown(records):
+    table = tables.comparison(records, "last")
+    missing = table[(table["method"] == "lnl") & (table["color_var"] == 0.025)].iloc[0]
+    assert missing["n"] == 0 and math.isnan(missing["mean"]) and missing["paper"] == pytest.approx(0.8854)
+    text = tables.to_markdown(table)
+    assert "(n=2/3)" in text  # lnl at 0.030: one of three runs diverged
+    problems = tables.status_table(records)
+    assert problems["run_id"].tolist() == ["lnl-cv0.030-s2"] and problems["status"].tolist() == ["diverged"]
+    latex = tables.to_latex(table)
+    assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex and r"$\pm$" in latex
+
+
+def _small_study():
+    study = optuna.create_study(study_name="lnl_tune-lnl-cv0.020", direction="maximize")
+    study.optimize(lambda t: 1 - (t.suggest_float("lambda", 1e-3, 1, log=True) - 0.1) ** 2
+                   + 0.1 * t.suggest_float("mu", 0.01, 10, log=True), n_trials=6)
+    return study
+
+
+def test_every_figure_is_written_and_non_empty(records, tmp_path):
+    written = build_report(records, tmp_path / "rep", studies=[_small_study()])
+    names = {p.relative_to(tmp_path / "rep").as_posix() for p in written}
+    for stem in ("confusion_grid", "accuracy_vs_color_var", "training_curves", "samples",
+                 "optuna_history_lnl_tune-lnl-cv0.020", "optuna_importances_lnl_tune-lnl-cv0.020"):
+        for suffix in ("png", "pdf"):
+            assert f"figures/{stem}.{suffix}" in names
+            assert (tmp_path / "rep" / "figures" / f"{stem}.{suffix}").stat().st_size > 5000
+    for name in ("README.md", "results.csv", "runs.csv", "table_last.md", "table_val_biased.tex"):
+        assert name in names
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert readme.count("![") == 6 and "lnl-cv0.030-s2" in readme and "Selection: `val_unbiased`" in readme
+    assert all(Path(tmp_path / "rep" / p).exists() for p in names)
+
+
+def test_report_script(tmp_path):
+    proc = subprocess.run([sys.executable, "scripts/report.py", "--runs", str(FIXTURES / "records"), "--out",
+                           str(tmp_path / "r"), "--error", "sem", "--no-samples"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "standard error of the mean" in (tmp_path / "r" / "table_last.md").read_text()
+    bad = subprocess.run([sys.executable, "scripts/report.py", "--runs", str(tmp_path / "nope"), "--out",
+                          str(tmp_path / "x")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+
+
+class _FakeRun:
+    def __init__(self, record):
+        self.id, self.name, self.state, self.path = record["run_id"][-6:], record["run_id"], "finished", \
+            ["ent", "proj", record["run_id"][-6:]]
+        self.config = {**record["config"], "_wandb": {}}
+        last = str(record["epochs"][-1]["epoch"])
+        self.summary = {**record["final"], "status": record["status"], "test/confusion": record["confusion"].get(last),
+                        "_runtime": 3.0}
+        self._history = [{**e, "_step": i} for i, e in enumerate(record["epochs"])]
+
+    def history(self, keys=None, pandas=True):
+        return [{k: v for k, v in row.items() if k in keys or k.startswith("_")} for row in self._history]
+
+
+class _FakeApi:
+    def __init__(self, records):
+        self.records, self.calls = records, []
+
+    def runs(self, path, filters=None):
+        self.calls.append((path, filters))
+        return [_FakeRun(r) for r in self.records]
+
+
+def test_wandb_runs_read_into_the_same_schema(records):
+    api = _FakeApi(records)
+    from_wandb = load.from_wandb("ent/proj", sweeps=["abc"], group=None, api=api)
+    assert api.calls == [("ent/proj", {"sweep": {"$in": ["abc"]}})]
+    assert [r["run_id"] for r in from_wandb] == [r["run_id"] for r in records]
+    local = tables.comparison(records, "val_biased")
+    remote = tables.comparison(from_wandb, "val_biased")
+    assert local[["mean", "n"]].fillna(-1).equals(remote[["mean", "n"]].fillna(-1))
+
+
+def test_publish_to_wandb_offline(records, tmp_path, monkeypatch):
+    from wandb_log import read_run
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    out = tmp_path / "rep"
+    written = build_report(records, out)
+    info = publish_wandb(out, written, records, mode="offline")
+    logged = read_run(next(Path(info["dir"]).glob("run-*.wandb")))
+    assert logged["run"].job_type == "report"
+    keys = set(logged["summary"])
+    assert {"tables/results/_type", "figures/confusion_grid/_type", "figures/training_curves/_type"} <= keys
