@@ -57,5 +57,6 @@ def bias_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def bias_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(number of correctly predicted non-background pixel bins, number counted), summed over heads."""
     mask = labels != IGNORE_INDEX
-    correct = (logits.argmax(dim=2) == labels.long()) & mask
+    # max(...).indices, not argmax: argmax over a middle dimension is ~10x slower on CPU
+    correct = (logits.max(dim=2).indices == labels.long()) & mask
     return correct.sum(), mask.sum()

@@ -1,0 +1,259 @@
+#!/usr/bin/env python
+"""Training speed: our path against a reference pipeline in the manner of the authors' code.
+
+    python scripts/benchmark.py                       # CPU: throughput, 60k-image epochs, peak memory
+    python scripts/benchmark.py --ablation            # + what each optimization contributes
+    python scripts/benchmark.py --accuracy-epochs 3   # + test accuracy: fast path vs fp32 plain path
+    python scripts/benchmark.py --device cuda --json bench.json
+
+Both pipelines run in this process on the same machine with the paper's network
+sizes, batch 128 and the same number of warm-up and timed steps. The reference
+(lnl.reference) uses a per-sample Dataset with ToTensor + Normalize, a per-sample
+PIL resize for the bias labels, a default DataLoader, three head modules with
+their own optimizers, fp32 NCHW and the official two-pass LNL step. Ours is the
+training core itself (lnl.methods on lnl.data.tensors). Our baseline step runs
+without the bias probe, like the reference's.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lnl.config import Config  # noqa: E402
+from lnl.data.dataset import ColoredMnist, load_generated  # noqa: E402
+from lnl.data.tensors import DeviceData  # noqa: E402
+from lnl.engine import autocast_factory, cpu_has_fast_bf16, resolve_precision  # noqa: E402
+from lnl.methods import METHODS  # noqa: E402
+from lnl.models import build_model  # noqa: E402
+from lnl.reference import OfficialColoredMnist, ReferenceLNL  # noqa: E402
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak, or the process's resident set sampled every 5 ms."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak_mb = device, 0.0
+
+    @staticmethod
+    def _rss_mb() -> float:
+        with open("/proc/self/statm") as stream:
+            return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        self._stop = threading.Event()
+        self.peak_mb = self._rss_mb()
+
+        def sample() -> None:
+            while not self._stop.wait(0.005):
+                self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(step: Callable[[Any], None], batches: Callable[[], Any], device: torch.device, warmup: int, steps: int,
+            epoch: bool, batch_size: int = 128) -> dict[str, float]:
+    """images/s over ``steps`` timed steps (after ``warmup``), and optionally one full epoch's wall time."""
+    it = batches()
+    for _ in range(warmup):
+        step(next(it))
+    sync(device)
+    with PeakMemory(device) as mem:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step(next(it))
+        sync(device)
+        elapsed = time.perf_counter() - t
+        out = {"images_per_s": steps * batch_size / elapsed}
+        if epoch:
+            t = time.perf_counter()
+            n = 0
+            for batch in batches():
+                step(batch)
+                n += 1
+            sync(device)
+            out["epoch_s"] = time.perf_counter() - t
+            out["epoch_steps"] = n
+    out["peak_mem_mb"] = mem.peak_mb
+    return out
+
+
+def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
+    """60,000 biased training images (our train split + the held-out val_biased images)."""
+    data = load_generated(color_var, cache_dir=cache_dir)
+    a = data.arrays
+    arrays = dict(a)
+    arrays["train_x"] = np.concatenate([a["train_x"], a["val_biased_x"]])
+    arrays["train_y"] = np.concatenate([a["train_y"], a["val_biased_y"]])
+    arrays["train_color"] = np.concatenate([a["train_color"], a["val_biased_color"]])
+    return ColoredMnist(arrays, data.meta)
+
+
+def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
+         compile: bool = False, lnl_step: str = "two_pass") -> tuple[Callable, Callable]:
+    cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
+                 lnl_step=lnl_step, bias_probe=False)
+    torch.manual_seed(0)
+    dd = DeviceData(data, device)
+    model = build_model("paper").to(device)
+    if channels_last:
+        for part in (model.f.conv1, model.f.conv2, model.g, model.h):
+            part.to(memory_format=torch.channels_last)
+    method = METHODS.get(kind)(cfg, model, autocast_factory(device, precision), compile=compile)
+    model.train()
+    gen = torch.Generator().manual_seed(0)
+
+    def batches() -> Any:
+        return iter(dd.batches("train", 128, gen))
+
+    return (lambda b: method.step(*b, epoch=0)), batches
+
+
+def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Callable, Callable]:
+    torch.manual_seed(0)
+    ref = ReferenceLNL()
+    ref.net.to(device)
+    ref.heads.to(device)
+    ref.train()
+    loader = torch.utils.data.DataLoader(OfficialColoredMnist(data.x("train"), data.y("train")), batch_size=128,
+                                         shuffle=True)
+
+    def step(batch: Any) -> None:
+        images, color_labels, labels = (t.to(device) for t in batch)
+        if kind == "lnl":
+            ref.step(images, color_labels, labels)
+        else:
+            ref.step_baseline(images, labels)
+
+    return step, lambda: iter(loader)
+
+
+def accuracy_check(epochs: int, cache_dir: str, device: str, seeds: list[int]) -> list[dict[str, Any]]:
+    """Same seeds, same short budget: unbiased test accuracy of the fast path vs the fp32 plain path."""
+    from lnl.engine import train
+
+    rows = []
+    recipe = {"method": "lnl", "color_var": 0.02, "epochs": epochs, "lr": 0.01, "lr_schedule": "cosine",
+              "lambda": 0.1, "mu": 1.0, "cache_dir": cache_dir, "device": device, "progress": False,
+              "wandb_mode": "disabled", "runs_dir": "runs/benchmark"}
+    for seed in seeds:
+        for name, extra in (("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
+                            ("fast path", {"precision": "auto", "channels_last": True})):
+            result = train(Config.from_dict({**recipe, **extra, "seed": seed,
+                                             "run_id": f"bench-acc-{'plain' if 'plain' in name else 'fast'}-s{seed}"}))
+            rows.append({"path": name, "seed": seed, "test_acc": result.test_acc,
+                         "epoch_s": float(np.mean([e["time/epoch_s"] for e in result.epochs]))})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--warmup", type=int, default=10, help="warm-up steps before timing")
+    p.add_argument("--steps", type=int, default=40, help="timed steps for the throughput")
+    p.add_argument("--no-epoch", action="store_true", help="skip the full-epoch (60,000 images) timing")
+    p.add_argument("--ablation", action="store_true", help="also time our path with each optimization off/on")
+    p.add_argument("--accuracy-epochs", type=int, default=0,
+                   help="also train LNL this many epochs with the fast and the fp32 plain path and compare")
+    p.add_argument("--accuracy-seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--color-var", type=float, default=0.02)
+    p.add_argument("--cache-dir", default="data")
+    p.add_argument("--json", default=None, help="write all results to this JSON file")
+    args = p.parse_args(argv)
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    fast = resolve_precision("auto", device)
+    data = bench_data(args.cache_dir, args.color_var)
+    epoch = not args.no_epoch
+    env = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+           else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "fast_precision": fast, "cpu_bf16": cpu_has_fast_bf16(),
+           "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "epoch_images": len(data.y("train"))}
+    print(f"benchmark on {env['device_name']} ({device}, {env['threads']} threads, torch {env['torch']}); "
+          f"fast path precision {fast}; {args.warmup} warm-up + {args.steps} timed steps; epoch = "
+          f"{env['epoch_images']} images", flush=True)
+
+    variants = [("ours", dict(precision=fast, channels_last=True))]
+    if args.ablation:
+        variants += [("ours fp32 NCHW (plain)", dict(precision="fp32", channels_last=False)),
+                     ("ours fp32 channels-last", dict(precision="fp32", channels_last=True)),
+                     ("ours bf16 NCHW", dict(precision="bf16", channels_last=False)),
+                     ("ours + torch.compile", dict(precision=fast, channels_last=True, compile=True)),
+                     ("ours one-pass LNL", dict(precision=fast, channels_last=True, lnl_step="one_pass"))]
+    rows = []
+    for kind in ("baseline", "lnl"):
+        ref_step, ref_batches = reference(kind, data, device)
+        ref = measure(ref_step, ref_batches, device, args.warmup, args.steps, epoch)
+        rows.append({"step": kind, "pipeline": "reference", **ref, "ratio": 1.0})
+        print(_row(rows[-1]), flush=True)
+        for name, opts in variants:
+            if kind == "baseline" and opts.get("lnl_step") == "one_pass":
+                continue
+            step, batches = ours(kind, data, device, **opts)
+            res = measure(step, batches, device, args.warmup, args.steps, epoch)
+            rows.append({"step": kind, "pipeline": name, **res, "ratio": res["images_per_s"] / ref["images_per_s"]})
+            print(_row(rows[-1]), flush=True)
+    print("\n" + _table(rows))
+    accuracy = []
+    if args.accuracy_epochs:
+        accuracy = accuracy_check(args.accuracy_epochs, args.cache_dir, str(device), args.accuracy_seeds)
+        print(f"\nLNL, sigma^2=0.020, {args.accuracy_epochs} epochs: unbiased test accuracy")
+        for row in accuracy:
+            print(f"  {row['path']:<18} seed {row['seed']}: {row['test_acc']:.4f} ({row['epoch_s']:.1f} s/epoch)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"env": env, "rows": rows, "accuracy": accuracy}, indent=1))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def _row(r: dict[str, Any]) -> str:
+    epoch = f"{r['epoch_s']:.1f}s" if "epoch_s" in r else "-"
+    return (f"{r['step']:<9} {r['pipeline']:<26} {r['images_per_s']:>8.0f} img/s  epoch {epoch:>7}  "
+            f"peak {r['peak_mem_mb']:>7.0f} MB  x{r['ratio']:.2f}")
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| step | pipeline | images/s | epoch (60k images) | peak memory | ours / reference |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        epoch = f"{r['epoch_s']:.1f} s" if "epoch_s" in r else "-"
+        lines.append(f"| {r['step']} | {r['pipeline']} | {r['images_per_s']:.0f} | {epoch} | "
+                     f"{r['peak_mem_mb']:.0f} MB | {r['ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())
