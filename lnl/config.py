@@ -67,6 +67,9 @@ class Config:
     color_var: float = _f(0.02, "color jitter variance sigma^2 around each class's mean color (> 0; "
                                 "the paper uses 0.020 to 0.050)")
     seed: int = _f(0, "training seed: weight init and batch order")
+    recipe: Optional[str] = _f(None, "a named recipe (lnl/resources/recipes/<name>.yaml, e.g. 'reproduction') "
+                                     "or a recipe YAML path: per-method defaults under your own values",
+                               identity=False)
 
     # --- data -----------------------------------------------------------------------
     data_source: str = _f("generated", "'generated': Colored MNIST made from MNIST by this package; "
@@ -213,6 +216,17 @@ class Config:
         Values may be strings as they come from a command line; they are converted
         to each field's type. Unknown keys raise :class:`ConfigError`.
         """
+        updates = cls._convert_all(values)
+        start = base if base is not None else cls()
+        if updates.get("recipe"):
+            # A recipe supplies defaults for the run's method; explicit values still win.
+            method = updates.get("method", start.method)
+            recipe = cls._convert_all(load_recipe(updates["recipe"], method))
+            start = dataclasses.replace(start, **{k: v for k, v in recipe.items() if k not in updates})
+        return dataclasses.replace(start, **updates)
+
+    @classmethod
+    def _convert_all(cls, values: dict[str, Any]) -> dict[str, Any]:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         updates: dict[str, Any] = {}
         for raw_key, raw_value in values.items():
@@ -220,8 +234,7 @@ class Config:
             if name not in fields:
                 raise ConfigError(None, f"unknown key {raw_key!r}{_suggest(name, fields)}")
             updates[name] = _convert(name, _field_type(cls, name), raw_value)
-        start = base if base is not None else cls()
-        return dataclasses.replace(start, **updates)
+        return updates
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what the run computes (used for the run id)."""
@@ -336,6 +349,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return {k: (v["value"] if isinstance(v, dict) and set(v) <= {"value", "desc"} else v) for k, v in data.items()}
 
 
+RECIPES = Path(__file__).resolve().parent / "resources" / "recipes"
+
+
+def load_recipe(spec: str, method: str) -> dict[str, Any]:
+    """The values a recipe sets for ``method``.
+
+    A recipe YAML maps method names to config values, plus an optional ``all``
+    entry shared by every method (the method's own entry wins).
+    """
+    import yaml
+
+    path = Path(spec) if spec.endswith((".yaml", ".yml")) else RECIPES / f"{spec}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
+        raise ConfigError("recipe", f"no recipe {spec!r} (named recipes: {known}; or a path to a .yaml)")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or method not in data:
+        raise ConfigError("recipe", f"recipe {spec!r} has no entry for method {method!r}")
+    return {**(data.get("all") or {}), **(data.get(method) or {})}
+
+
 def help_text(prog: str = "train.py") -> str:
     lines = [f"usage: {prog} [--config FILE.yaml] [--key VALUE | --key=VALUE ...]", "",
              "Train on Colored MNIST. Precedence: defaults < --config YAML < flags.",
@@ -392,5 +426,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
                 value, i = nxt, i + 1
         flags[name] = value
         i += 1
-    base = Config.from_dict(load_yaml(config_file)) if config_file else Config()
-    return Config.from_dict(flags, base=base).validate()
+    # One merge, so that a recipe (from the YAML or a flag) sits under both: defaults < recipe < YAML < flags.
+    values = {**load_yaml(config_file), **flags} if config_file else flags
+    return Config.from_dict(values).validate()

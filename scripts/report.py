@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--primary", choices=RULES, default="last", help="selection rule of the figures")
     p.add_argument("--optuna-storage", default=None,
                    help="storage of the studies named in the records, for Optuna history/importance figures")
+    p.add_argument("--notes", default=None, help="a Markdown file placed at the top of README.md (method notes)")
     p.add_argument("--no-samples", action="store_true",
                    help="skip the sample-image figure (it needs the runs' dataset, regenerated if not cached)")
     p.add_argument("--publish-wandb", action="store_true", help="log tables and figures to a W&B 'report' run")
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         studies = [optuna.load_study(study_name=n, storage=storage) for n in names if n in known]
     written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
                            title=args.title, command=command_line(),
-                           samples=not args.no_samples)
+                           samples=not args.no_samples,
+                           notes=Path(args.notes).read_text() if args.notes else None)
     print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
     if args.publish_wandb:
         info = publish_wandb(Path(args.out), written, records, project=args.wandb_project, mode=args.wandb_mode)

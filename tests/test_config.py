@@ -102,3 +102,22 @@ def test_run_identity_ignores_paths_and_logging():
     assert a.default_run_id() == b.default_run_id()
     assert Config(lr=0.02).default_run_id() != b.default_run_id()
     assert Config(seed=3).default_run_id().startswith("lnl-cv0.020-s3-")
+
+
+def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("all:\n  epochs: 7\n  lr: 0.02\nlnl:\n  lambda: 0.3\n  lr: 0.005\nbaseline: {}\n")
+    lnl_cfg = parse_args(["--recipe", str(recipe), "--method", "lnl"])
+    assert (lnl_cfg.epochs, lnl_cfg.lr, lnl_cfg.lambda_) == (7, 0.005, 0.3)
+    base_cfg = parse_args(["--recipe", str(recipe), "--method", "baseline", "--epochs", "2"])
+    assert (base_cfg.epochs, base_cfg.lr, base_cfg.lambda_) == (2, 0.02, 0.01)  # flags win over the recipe
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text(f"recipe: {recipe}\nlr: 0.1\n")
+    assert parse_args(["--config", str(yaml_file), "--method", "lnl"]).lr == 0.1  # recipe < YAML
+    with pytest.raises(ConfigError, match="no entry for method 'gray'"):
+        parse_args(["--recipe", str(recipe), "--method", "gray"])
+    with pytest.raises(ConfigError, match="no recipe 'nope'"):
+        parse_args(["--recipe", "nope"])
+    # the recipe is provenance: the run's identity is its resolved values
+    explicit = parse_args(["--method", "lnl", "--epochs", "7", "--lr", "0.005", "--lambda", "0.3"])
+    assert explicit.default_run_id() == lnl_cfg.default_run_id()

@@ -51,8 +51,7 @@ def records_of(runs_dir: Path, study: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"{study}-trial*/record.json"))]
 
 
-@pytest.mark.parametrize("kind", ["journal", "sqlite", pytest.param("postgres", marks=[needs_postgres,
-                                                                                        pytest.mark.postgres])])
+@pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])])
 def test_two_workers_share_one_study_up_to_the_cap(kind, cache_dir, tmp_path):
     storage, prefix = storage_for(kind, tmp_path), f"dist{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()

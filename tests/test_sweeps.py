@@ -119,3 +119,41 @@ def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
         wandb_dir = Path(record["wandb"]["dir"])
         assert record["wandb"]["mode"] == "offline" and wandb_dir.is_dir()
         assert wandb_dir.parent == tmp_path / "wandb" and list(wandb_dir.glob("run-*.wandb"))
+
+
+def test_local_grid_runner_is_resumable(cache_dir, tmp_path):
+    """scripts/run_sweep.py runs a grid YAML without a server and skips finished runs on relaunch."""
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text(f"""name: tiny_grid
+program: scripts/train.py
+method: grid
+metric:
+  name: val_unbiased/acc
+  goal: maximize
+parameters:
+  method:
+    values: [baseline, gray]
+  seed:
+    values: [0, 1]
+  epochs:
+    value: 1
+  train_size:
+    value: 500
+  test_size:
+    value: 200
+  cache_dir:
+    value: {cache_dir}
+  wandb_mode:
+    value: disabled
+""")
+    cmd = [sys.executable, "scripts/run_sweep.py", str(sweep), "--runs-dir", str(tmp_path / "runs")]
+    dry = subprocess.run(cmd + ["--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "4 runs" in dry.stdout and "(0 done, 4 to run)" in dry.stdout
+    assert dry.stdout.index("baseline-cv0.020-s0") < dry.stdout.index("gray-cv0.020-s0") \
+        < dry.stdout.index("baseline-cv0.020-s1")  # seed-major order
+    part = subprocess.run(cmd + ["--filter", "method=gray"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert part.returncode == 0, part.stderr[-2000:]
+    assert len(list((tmp_path / "runs").glob("gray-*/record.json"))) == 2
+    rest = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "(2 done, 2 to run)" in rest.stdout and rest.stdout.count("\n[") == 2  # only the two new runs
+    assert len(list((tmp_path / "runs").glob("*/record.json"))) == 4

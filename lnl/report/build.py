@@ -37,7 +37,8 @@ def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> A
 
 def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str = "std", primary: str = "last",
                  studies: list[Any] | None = None, title: str = "Colored MNIST report",
-                 command: str | None = None, samples: bool = True, log: Any = print) -> list[Path]:
+                 command: str | None = None, samples: bool = True, notes: str | None = None,
+                 log: Any = print) -> list[Path]:
     """Write tables, figures and README.md for ``records`` into ``out``; return the written paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,8 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
         except Exception as err:  # noqa: BLE001 - e.g. too few trials for importances
             log(f"report: no Optuna figures for {study.study_name} ({type(err).__name__}: {err})")
 
-    readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command)
+    readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command,
+                     notes)
     (out / "README.md").write_text(readme)
     written.append(out / "README.md")
     return written
@@ -87,7 +89,7 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
 
 def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_tables: dict[str, str],
             problems: pd.DataFrame, study_tab: pd.DataFrame, written: list[Path], out: Path, primary: str,
-            error: str, command: str | None) -> str:
+            error: str, command: str | None, notes: str | None = None) -> str:
     counts = runs["status"].value_counts().to_dict()
     status_text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     epochs = sorted({r["config"].get("epochs") for r in records if r["config"].get("epochs")})
@@ -98,6 +100,8 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `{command or 'lnl.report.build_report'}`.", "",
              "Accuracy is on the unbiased test set (MNIST test digits with random colors). No number below "
              "was selected on the test set: each table names its model-selection rule.", ""]
+    if notes:
+        lines += [notes.rstrip(), ""]
     lines += ["## Results", ""]
     order = [primary] + [r for r in tables.RULES if r != primary]
     for rule in order:

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Run a grid sweep YAML locally, resumably: finished runs are skipped.
+
+    python scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir reports/paper_reproduction/records
+    python scripts/run_sweep.py sweeps/paper_table.yaml --filter method=lnl color_var=0.02 --dry-run
+    python scripts/run_sweep.py sweeps/paper_table.yaml --shard 1/3      # this machine's third of the grid
+
+The same YAML that ``wandb agent`` runs (sweeps/paper_table.yaml), without a W&B
+server: the grid is the product of every ``values`` list; constants are fixed.
+Each run has a deterministic id (method, bias level, seed, config hash), so a
+re-launch resumes killed runs from their checkpoint and skips finished ones
+(as DomainBed's sweep does). Runs are ordered seed-major, so a partial sweep
+already covers every cell once.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lnl.config import Config, ConfigError  # noqa: E402
+from lnl.records import RECORD, read_record  # noqa: E402
+from lnl.sweep_config import SweepError, _spec_kind, load_sweep  # noqa: E402
+
+
+def grid(sweep: dict) -> list[dict]:
+    """Every combination of the sweep's categorical parameters, constants included, seed-major."""
+    fixed, axes = {}, {}
+    for name, spec in sweep["parameters"].items():
+        kind = _spec_kind(spec)
+        if kind == "constant":
+            fixed[name] = spec["value"]
+        elif kind == "categorical":
+            axes[name] = list(spec["values"])
+        else:
+            raise SweepError(f"parameter {name!r} is a {kind} distribution: a local grid needs values lists "
+                             "(use wandb agent or scripts/optuna_search.py for random and Bayesian search)")
+    order = sorted(axes, key=lambda k: (k != "seed", list(sweep["parameters"]).index(k)))
+    return [{**fixed, **dict(zip(order, combo))} for combo in itertools.product(*(axes[k] for k in order))]
+
+
+def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(None, f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sweep", help="a grid sweep YAML, e.g. sweeps/paper_table.yaml")
+    p.add_argument("--runs-dir", default="runs/sweep", help="where the run records go")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values of every run")
+    p.add_argument("--filter", nargs="*", default=[], metavar="KEY=VALUE", help="only runs with these values")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run only the I-th of N interleaved parts")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+    args = p.parse_args(argv)
+    try:
+        sweep = load_sweep(args.sweep)
+        runs = grid(sweep)
+        overrides = parse_pairs(args.set, "--set")
+        wanted = parse_pairs(args.filter, "--filter")
+        configs = []
+        for values in runs:
+            cfg = Config.from_dict({**values, **overrides, "runs_dir": args.runs_dir, "resume": True,
+                                    "progress": False, "group": sweep.get("name")}).validate()
+            public = cfg.to_dict()
+            if all(str(public.get(k)) == v or _same_number(public.get(k), v) for k, v in wanted.items()):
+                configs.append(cfg)
+    except (SweepError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        configs = configs[i - 1::n]
+    states = [(cfg, (read_record(Path(cfg.runs_dir) / cfg.default_run_id()) or {}).get("status", "new"))
+              for cfg in configs]
+    done = sum(s in ("finished", "diverged") for _, s in states)
+    print(f"{len(configs)} runs in {args.sweep} ({done} done, {len(configs) - done} to run) -> {args.runs_dir}")
+    if args.dry_run:
+        for cfg, state in states:
+            print(f"  {state:<9} {cfg.default_run_id()}")
+        return 0
+    from lnl.engine import train
+
+    start = time.perf_counter()
+    for k, (cfg, state) in enumerate(states, 1):
+        if state in ("finished", "diverged"):
+            continue
+        print(f"\n[{k}/{len(states)}] {cfg.default_run_id()} ({time.perf_counter() - start:.0f}s so far)", flush=True)
+        train(cfg)
+    print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}")
+    return 0
+
+
+def _same_number(value: object, text: str) -> bool:
+    try:
+        return float(value) == float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
