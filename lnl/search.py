@@ -218,7 +218,9 @@ def make_sampler(kind: str, space: dict[str, BaseDistribution], seed: int | None
 
 def make_pruner(kind: str, epochs: int) -> optuna.pruners.BasePruner:
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+        # No pruning in the first half of a run: early epochs (warm-up, the adversary still
+        # untrained) say little about where an LNL run ends up.
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 2))
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
     if kind == "none":

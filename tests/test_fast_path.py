@@ -106,3 +106,25 @@ def test_same_predictions_after_a_few_lnl_steps(pair):
         b = model.g(model.f(x_test))
     assert torch.equal(a.argmax(1), b.argmax(1))
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_benchmark_script_writes_its_table_and_json(cache_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--no-epoch", "--warmup", "1", "--steps", "2",
+                           "--cache-dir", str(cache_dir), "--json", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    rows = {(r["step"], r["pipeline"]): r for r in result["rows"]}
+    assert set(rows) == {("baseline", "reference"), ("baseline", "ours"), ("lnl", "reference"), ("lnl", "ours")}
+    for (step, pipeline), row in rows.items():
+        assert row["images_per_s"] > 0 and row["peak_mem_mb"] > 0
+        ref = rows[(step, "reference")]["images_per_s"]
+        assert row["ratio"] == pytest.approx(row["images_per_s"] / ref)
+    assert "| lnl | ours |" in proc.stdout and result["env"]["batch_size"] == 128
