@@ -7,7 +7,8 @@
     python scripts/benchmark.py --device cuda --json bench.json
 
 Both pipelines run in this process on the same machine with the paper's network
-sizes, batch 128 and the same number of warm-up and timed steps. The reference
+sizes, batch 128 and the same number of warm-up and timed steps; timing rounds
+alternate between pipelines and the median round is reported. The reference
 (lnl.reference) uses a per-sample Dataset with ToTensor + Normalize, a per-sample
 PIL resize for the bias labels, a default DataLoader, three head modules with
 their own optimizers, fp32 NCHW and the official two-pass LNL step. Ours is the
@@ -82,30 +83,65 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(step: Callable[[Any], None], batches: Callable[[], Any], device: torch.device, warmup: int, steps: int,
-            epoch: bool, batch_size: int = 128) -> dict[str, float]:
-    """images/s over ``steps`` timed steps (after ``warmup``), and optionally one full epoch's wall time."""
-    it = batches()
-    for _ in range(warmup):
-        step(next(it))
+class Batches:
+    """An endless stream of batches from a pipeline (restarts its epoch iterator when it runs out)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make, self.it = make, make()
+
+    def next(self) -> Any:
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.it = self.make()
+            return next(self.it)
+
+
+def timed_steps(step: Callable[[Any], None], batches: Batches, device: torch.device, steps: int,
+                batch_size: int = 128) -> float:
+    """images/s over ``steps`` steps (data loading included)."""
     sync(device)
-    with PeakMemory(device) as mem:
-        t = time.perf_counter()
-        for _ in range(steps):
-            step(next(it))
-        sync(device)
-        elapsed = time.perf_counter() - t
-        out = {"images_per_s": steps * batch_size / elapsed}
-        if epoch:
-            t = time.perf_counter()
-            n = 0
-            for batch in batches():
-                step(batch)
-                n += 1
-            sync(device)
-            out["epoch_s"] = time.perf_counter() - t
-            out["epoch_steps"] = n
-    out["peak_mem_mb"] = mem.peak_mb
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(batches.next())
+    sync(device)
+    return steps * batch_size / (time.perf_counter() - t)
+
+
+def epoch_time(step: Callable[[Any], None], make: Callable[[], Any], device: torch.device) -> tuple[float, int]:
+    """Wall time of one full pass over the benchmark's 60,000 images."""
+    sync(device)
+    t, n = time.perf_counter(), 0
+    for batch in make():
+        step(batch)
+        n += 1
+    sync(device)
+    return time.perf_counter() - t, n
+
+
+def measure_all(pipelines: list[tuple[str, Callable, Callable]], device: torch.device, warmup: int, steps: int,
+                repeats: int, epoch: bool) -> dict[str, dict[str, float]]:
+    """Throughput of every pipeline in ``repeats`` interleaved rounds (median reported, so drifts in
+    machine load hit all pipelines alike), then each pipeline's epoch time and peak memory."""
+    streams = {name: Batches(make) for name, _, make in pipelines}
+    for name, step, _ in pipelines:
+        for _ in range(warmup):
+            step(streams[name].next())
+    rounds: dict[str, list[float]] = {name: [] for name, _, _ in pipelines}
+    for _ in range(repeats):
+        for name, step, _ in pipelines:
+            rounds[name].append(timed_steps(step, streams[name], device, steps))
+    out = {}
+    for name, step, make in pipelines:
+        with PeakMemory(device) as mem:
+            row: dict[str, float] = {"images_per_s": float(np.median(rounds[name])),
+                                     "images_per_s_rounds": [round(v, 1) for v in rounds[name]]}
+            if epoch:
+                row["epoch_s"], row["epoch_steps"] = epoch_time(step, make, device)
+            else:
+                timed_steps(step, streams[name], device, steps)
+        row["peak_mem_mb"] = mem.peak_mb
+        out[name] = row
     return out
 
 
@@ -160,20 +196,23 @@ def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Call
 
 
 def accuracy_check(epochs: int, cache_dir: str, device: str, seeds: list[int]) -> list[dict[str, Any]]:
-    """Same seeds, same short budget: unbiased test accuracy of the fast path vs the fp32 plain path."""
+    """Same seeds, same short budget (the reproduction recipe at sigma^2 = 0.020): unbiased test
+    accuracy of the fast path vs the fp32 plain path (fp32, NCHW), for baseline and LNL."""
     from lnl.engine import train
 
     rows = []
-    recipe = {"method": "lnl", "color_var": 0.02, "epochs": epochs, "lr": 0.01, "lr_schedule": "cosine",
-              "lambda": 0.1, "mu": 1.0, "cache_dir": cache_dir, "device": device, "progress": False,
-              "wandb_mode": "disabled", "runs_dir": "runs/benchmark"}
-    for seed in seeds:
-        for name, extra in (("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
-                            ("fast path", {"precision": "auto", "channels_last": True})):
-            result = train(Config.from_dict({**recipe, **extra, "seed": seed,
-                                             "run_id": f"bench-acc-{'plain' if 'plain' in name else 'fast'}-s{seed}"}))
-            rows.append({"path": name, "seed": seed, "test_acc": result.test_acc,
-                         "epoch_s": float(np.mean([e["time/epoch_s"] for e in result.epochs]))})
+    for method in ("baseline", "lnl"):
+        for seed in seeds:
+            for name, extra in (("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
+                                ("fast path", {"precision": "auto", "channels_last": True})):
+                tag = "plain" if "plain" in name else "fast"
+                cfg = Config.from_dict({"recipe": "reproduction", "method": method, "color_var": 0.02,
+                                        "epochs": epochs, "seed": seed, "cache_dir": cache_dir, "device": device,
+                                        "progress": False, "wandb_mode": "disabled", "runs_dir": "runs/benchmark",
+                                        "run_id": f"acc-{method}-{tag}-s{seed}", **extra})
+                result = train(cfg)
+                rows.append({"method": method, "path": name, "seed": seed, "test_acc": result.test_acc,
+                             "epoch_s": float(np.mean([e["time/epoch_s"] for e in result.epochs]))})
     return rows
 
 
@@ -181,12 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--warmup", type=int, default=10, help="warm-up steps before timing")
-    p.add_argument("--steps", type=int, default=40, help="timed steps for the throughput")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per round for the throughput")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; the median is reported")
     p.add_argument("--no-epoch", action="store_true", help="skip the full-epoch (60,000 images) timing")
     p.add_argument("--ablation", action="store_true", help="also time our path with each optimization off/on")
     p.add_argument("--accuracy-epochs", type=int, default=0,
-                   help="also train LNL this many epochs with the fast and the fp32 plain path and compare")
-    p.add_argument("--accuracy-seeds", type=int, nargs="+", default=[0])
+                   help="also train baseline and LNL this many epochs with the fast and the fp32 plain path")
+    p.add_argument("--accuracy-seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--color-var", type=float, default=0.02)
     p.add_argument("--cache-dir", default="data")
     p.add_argument("--json", default=None, help="write all results to this JSON file")
@@ -200,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     env = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "fast_precision": fast, "cpu_bf16": cpu_has_fast_bf16(),
-           "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "epoch_images": len(data.y("train"))}
+           "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
+           "epoch_images": len(data.y("train"))}
     print(f"benchmark on {env['device_name']} ({device}, {env['threads']} threads, torch {env['torch']}); "
-          f"fast path precision {fast}; {args.warmup} warm-up + {args.steps} timed steps; epoch = "
+          f"fast path precision {fast}; {args.warmup} warm-up steps, then {args.repeats} interleaved rounds of "
+          f"{args.steps} timed steps (median); epoch = "
           f"{env['epoch_images']} images", flush=True)
 
     variants = [("ours", dict(precision=fast, channels_last=True))]
@@ -214,24 +256,22 @@ def main(argv: list[str] | None = None) -> int:
                      ("ours one-pass LNL", dict(precision=fast, channels_last=True, lnl_step="one_pass"))]
     rows = []
     for kind in ("baseline", "lnl"):
-        ref_step, ref_batches = reference(kind, data, device)
-        ref = measure(ref_step, ref_batches, device, args.warmup, args.steps, epoch)
-        rows.append({"step": kind, "pipeline": "reference", **ref, "ratio": 1.0})
-        print(_row(rows[-1]), flush=True)
-        for name, opts in variants:
-            if kind == "baseline" and opts.get("lnl_step") == "one_pass":
-                continue
-            step, batches = ours(kind, data, device, **opts)
-            res = measure(step, batches, device, args.warmup, args.steps, epoch)
-            rows.append({"step": kind, "pipeline": name, **res, "ratio": res["images_per_s"] / ref["images_per_s"]})
+        pipelines = [("reference", *reference(kind, data, device))]
+        pipelines += [(name, *ours(kind, data, device, **opts)) for name, opts in variants
+                      if not (kind == "baseline" and opts.get("lnl_step") == "one_pass")]
+        results = measure_all(pipelines, device, args.warmup, args.steps, args.repeats, epoch)
+        ref = results["reference"]["images_per_s"]
+        for name, res in results.items():
+            rows.append({"step": kind, "pipeline": name, **res, "ratio": res["images_per_s"] / ref})
             print(_row(rows[-1]), flush=True)
     print("\n" + _table(rows))
     accuracy = []
     if args.accuracy_epochs:
         accuracy = accuracy_check(args.accuracy_epochs, args.cache_dir, str(device), args.accuracy_seeds)
-        print(f"\nLNL, sigma^2=0.020, {args.accuracy_epochs} epochs: unbiased test accuracy")
+        print(f"\nsigma^2=0.020, {args.accuracy_epochs} epochs (recipe 'reproduction'): unbiased test accuracy")
         for row in accuracy:
-            print(f"  {row['path']:<18} seed {row['seed']}: {row['test_acc']:.4f} ({row['epoch_s']:.1f} s/epoch)")
+            print(f"  {row['method']:<9} {row['path']:<18} seed {row['seed']}: {row['test_acc']:.4f} "
+                  f"({row['epoch_s']:.1f} s/epoch)")
     if args.json:
         Path(args.json).write_text(json.dumps({"env": env, "rows": rows, "accuracy": accuracy}, indent=1))
         print(f"results written to {args.json}")
