@@ -242,7 +242,14 @@ class Config:
                 if f.metadata.get("identity", True)}
 
     def identity_hash(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+        """Hash of the identity fields that differ from their defaults.
+
+        Leaving defaults out keeps run ids stable when a new field (with a default
+        that reproduces the old behaviour) is added to the config.
+        """
+        defaults = Config().identity()
+        changed = {k: v for k, v in self.identity().items() if v != defaults.get(k)}
+        blob = json.dumps(changed, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
     def default_run_id(self) -> str:
