@@ -94,8 +94,11 @@ def test_missing_cells_and_unfinished_runs_are_shown(records):
     table = tables.comparison(records, "last")
     missing = table[(table["method"] == "lnl") & (table["color_var"] == 0.025)].iloc[0]
     assert missing["n"] == 0 and math.isnan(missing["mean"]) and missing["paper"] == pytest.approx(0.8854)
-    text = tables.to_markdown(table)
-    assert "(n=2/3)" in text  # lnl at 0.030: one of three runs diverged
+    cell = table[(table["method"] == "lnl") & (table["color_var"] == 0.03)].iloc[0]
+    assert cell["n"] == 2 and cell["runs"] == 2  # the diverged run is another configuration: listed below
+    partial = [r for r in records if r["run_id"] != "lnl-cv0.030-s1"]
+    partial.append({**next(r for r in records if r["run_id"] == "lnl-cv0.030-s1"), "status": "failed"})
+    assert "(n=1/2)" in tables.to_markdown(tables.comparison(partial, "last"))  # a failed seed of the same config
     problems = tables.status_table(records)
     assert problems["run_id"].tolist() == ["lnl-cv0.030-s2"] and problems["status"].tolist() == ["diverged"]
     latex = tables.to_latex(table)

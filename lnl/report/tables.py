@@ -142,7 +142,8 @@ def aggregate(selected: pd.DataFrame, error: str = "std") -> pd.DataFrame:
 def comparison(records: list[dict[str, Any]], rule: str, error: str = "std") -> pd.DataFrame:
     """Long table: method, color_var, mean, error, n, paper, diff (ours - paper); every (method, level)
     that appears in our runs or in the paper is a row, missing values stay NaN."""
-    stats = aggregate(choose_configurations(selected_runs(records, rule)), error)
+    chosen = choose_configurations(selected_runs(records, rule))
+    stats = aggregate(chosen, error)
     paper = paper_results().rename(columns={"test_acc": "paper"})
     runs = runs_frame(records)
     ours_methods = set(runs["method"])
@@ -155,8 +156,15 @@ def comparison(records: list[dict[str, Any]], rule: str, error: str = "std") -> 
     out["rule"] = rule
     out["error_kind"] = error
     out["n"] = out["n"].fillna(0).astype(int)
-    attempted = runs.groupby(["method", "color_var"]).size().rename("runs").reset_index()
-    out = out.merge(attempted, on=["method", "color_var"], how="left")
+    # Runs attempted per cell: those of the chosen configuration (finished or not); for a cell with
+    # no finished run, every run attempted there.
+    keys = chosen[["method", "color_var", "configuration"]].drop_duplicates()
+    of_chosen = runs.merge(keys, on=["method", "color_var", "configuration"])
+    attempted = of_chosen.groupby(["method", "color_var"]).size().rename("runs").reset_index()
+    everything = runs.groupby(["method", "color_var"]).size().rename("all_runs").reset_index()
+    out = out.merge(attempted, on=["method", "color_var"], how="left").merge(everything, on=["method", "color_var"],
+                                                                             how="left")
+    out["runs"] = out["runs"].fillna(out["all_runs"])
     out["runs"] = out["runs"].fillna(0).astype(int)
     return out[["rule", "method", "color_var", "mean", "error", "error_kind", "n", "runs", "paper", "diff"]]
 
@@ -200,7 +208,8 @@ def wide(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def caption(rule: str, error: str) -> str:
     spread = "standard deviation (ddof=1)" if error == "std" else "standard error of the mean"
     return (f"Unbiased test accuracy, model selection `{rule}`: {RULE_TEXT[rule]}. "
-            f"Cells: mean ± {spread} over seeds (n = finished runs; n=a/b when only a of b runs finished). "
+            f"Cells: mean ± {spread} over seeds (n = finished runs; n=a/b when only a of the b runs of the "
+            f"selected configuration finished). "
             f"Paper: the authors' published numbers (one run each). — : no data.")
 
 
