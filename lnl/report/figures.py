@@ -154,7 +154,7 @@ def sample_images(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, 
     return _save(fig, out, stem)
 
 
-def optuna_figures(study: Any, out: Path) -> list[Path]:
+def optuna_figures(study: Any, out: Path, objective: str = "val_unbiased/acc at the best epoch") -> list[Path]:
     """Optimization history and parameter importances of one study (optuna.visualization.matplotlib)."""
     import warnings
 
@@ -165,14 +165,18 @@ def optuna_figures(study: Any, out: Path) -> list[Path]:
     safe = study.study_name.replace("/", "_")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        ax = ovm.plot_optimization_history(study)
+        ax = ovm.plot_optimization_history(study, target_name=objective)
         ax.figure.set_size_inches(6, 3.6)
-        ax.set_title(f"{study.study_name}: optimization history", fontsize=9)
+        for loc in ("left", "center", "right"):
+            ax.set_title("", loc=loc)
+        ax.set_title(f"{study.study_name}: optimization history (completed trials)", fontsize=9)
         paths += _save(ax.figure, out, f"optuna_history_{safe}")
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(completed) >= 2 and len(completed[0].params) >= 1:
-            ax = ovm.plot_param_importances(study)
+            ax = ovm.plot_param_importances(study, target_name=objective)
             ax.figure.set_size_inches(6, 3.6)
+            for loc in ("left", "center", "right"):
+                ax.set_title("", loc=loc)
             ax.set_title(f"{study.study_name}: parameter importances (fANOVA)", fontsize=9)
             paths += _save(ax.figure, out, f"optuna_importances_{safe}")
     return paths
