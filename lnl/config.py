@@ -125,6 +125,8 @@ class Config:
     channels_last: bool = _f(True, "channels-last memory format (faster convolutions on CPU and GPU)",
                              identity=False)
     compile: bool = _f(False, "torch.compile the networks", identity=False)
+    cuda_graphs: bool = _f(True, "on a GPU, replay each training step as one CUDA graph (SGD only; no effect "
+                                 "on CPU or with --compile)", identity=False)
     threads: Optional[int] = _f(None, "CPU threads for torch (default: torch's choice)", identity=False)
 
     # --- records ----------------------------------------------------------------------

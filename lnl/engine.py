@@ -33,6 +33,7 @@ import torch
 
 from lnl.config import Config
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
+from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
@@ -79,7 +80,10 @@ def resolve_precision(spec: str, device: torch.device) -> str:
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
     if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+        # No weight-cast cache on CUDA: a cache is unsafe under CUDA-graph capture (lnl.cuda_graphs),
+        # and each weight is cast once per autocast region anyway.
+        cache = device.type != "cuda"
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext
 
 
@@ -188,6 +192,8 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     precision = resolve_precision(cfg.precision, device)
     autocast = autocast_factory(device, precision)
     torch.manual_seed(cfg.seed)
@@ -287,6 +293,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
 
     model.train()
     n_train = len(data["train"])
+    step = graphed_step(method, data.device, cfg.batch_size, cfg.cuda_graphs and not cfg.compile)
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         sums: dict[str, torch.Tensor] = {}
@@ -295,7 +302,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
                    total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=None if cfg.progress else True, dynamic_ncols=True)
         for x, y, bias in bar:
-            stats = method.step(x, y, bias, epoch)
+            stats = step(x, y, bias, epoch)
             for key, value in stats.items():
                 sums[key] = sums[key] + value.float() if key in sums else value.float()
             n_steps += 1

@@ -30,10 +30,14 @@ METHODS: Registry = Registry("method")
 Stats = dict[str, torch.Tensor]
 
 
-def make_optimizer(cfg: Config, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(cfg: Config, params: Iterable[torch.nn.Parameter], lr: float,
+                   graphable: bool = False) -> torch.optim.Optimizer:
+    """SGD or Adam as ``cfg`` says; ``graphable``: fused SGD (same update rule, capturable by
+    lnl.cuda_graphs)."""
     params = list(params)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               fused=True if graphable else None)
     return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
@@ -45,10 +49,17 @@ class Method(abc.ABC):
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:
         self.cfg, self.model, self.autocast = cfg, model, autocast
-        self.opt_fg = make_optimizer(cfg, list(model.f.parameters()) + list(model.g.parameters()), cfg.lr)
-        self.opt_h = make_optimizer(cfg, model.h.parameters(), cfg.bias_lr or cfg.lr)
+        # Fused SGD: capturable in a CUDA graph, with a learning rate read from device memory.
+        graphable = cfg.cuda_graphs and cfg.optimizer == "sgd" and next(model.parameters()).is_cuda
+        self.opt_fg = make_optimizer(cfg, list(model.f.parameters()) + list(model.g.parameters()), cfg.lr,
+                                     graphable)
+        self.opt_h = make_optimizer(cfg, model.h.parameters(), cfg.bias_lr or cfg.lr, graphable)
         wrap = torch.compile if compile else (lambda m: m)
         self.f, self.g, self.h = wrap(model.f), wrap(model.g), wrap(model.h)
+
+    def phase(self, epoch: int) -> str:
+        """Name of the step variant used in ``epoch`` (a CUDA graph is captured per phase)."""
+        return "train"
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -120,6 +131,9 @@ class LearningNotToLearn(Method):
     During the first ``warmup_epochs`` the step is plain cross-entropy (the
     authors start LNL from a pretrained baseline).
     """
+
+    def phase(self, epoch: int) -> str:
+        return "warmup" if epoch < self.cfg.warmup_epochs else "unlearn"
 
     def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
         if epoch < self.cfg.warmup_epochs:

@@ -114,7 +114,7 @@ class ReferenceLNL:
 
     def losses_pass_a(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feat, logits = self.net(images)
-        neg_ent = torch.zeros(())
+        neg_ent = feat.new_zeros(())
         for head in self.heads:
             logp = F.log_softmax(head(feat)[0], 1)
             neg_ent = neg_ent + (logp.exp() * logp).sum(1).mean()

@@ -4,6 +4,7 @@
     python scripts/benchmark.py                       # CPU: throughput, 60k-image epochs, peak memory
     python scripts/benchmark.py --ablation            # + what each optimization contributes
     python scripts/benchmark.py --accuracy-epochs 3   # + test accuracy: fast path vs fp32 plain path
+    python scripts/benchmark.py --one-pass-epochs 3   # + test accuracy: two-pass vs one-pass LNL step
     python scripts/benchmark.py --device cuda --json bench.json
 
 Both pipelines run in this process on the same machine with the paper's network
@@ -36,6 +37,7 @@ import torch  # noqa: E402
 from lnl.config import Config  # noqa: E402
 from lnl.data.dataset import ColoredMnist, load_generated  # noqa: E402
 from lnl.data.tensors import DeviceData  # noqa: E402
+from lnl.cuda_graphs import graphed_step  # noqa: E402
 from lnl.engine import autocast_factory, cpu_has_fast_bf16, resolve_precision  # noqa: E402
 from lnl.methods import METHODS  # noqa: E402
 from lnl.models import build_model  # noqa: E402
@@ -120,13 +122,22 @@ def epoch_time(step: Callable[[Any], None], make: Callable[[], Any], device: tor
 
 
 def measure_all(pipelines: list[tuple[str, Callable, Callable]], device: torch.device, warmup: int, steps: int,
-                repeats: int, epoch: bool) -> dict[str, dict[str, float]]:
+                repeats: int, epoch: bool, skip_epoch: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Throughput of every pipeline in ``repeats`` interleaved rounds (median reported, so drifts in
-    machine load hit all pipelines alike), then each pipeline's epoch time and peak memory."""
+    machine load hit all pipelines alike), then each pipeline's epoch time and peak memory.
+
+    A pipeline that fails during its warm-up (say, a compile mode this machine can't run) is
+    reported with its error instead of ending the benchmark."""
     streams = {name: Batches(make) for name, _, make in pipelines}
+    failed: dict[str, dict[str, Any]] = {}
     for name, step, _ in pipelines:
-        for _ in range(warmup):
-            step(streams[name].next())
+        try:
+            for _ in range(warmup):
+                step(streams[name].next())
+        except Exception as err:  # noqa: BLE001 - reported in the table
+            failed[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+            print(f"  {name}: failed during warm-up: {failed[name]['error']}", flush=True)
+    pipelines = [p for p in pipelines if p[0] not in failed]
     rounds: dict[str, list[float]] = {name: [] for name, _, _ in pipelines}
     for _ in range(repeats):
         for name, step, _ in pipelines:
@@ -136,13 +147,13 @@ def measure_all(pipelines: list[tuple[str, Callable, Callable]], device: torch.d
         with PeakMemory(device) as mem:
             row: dict[str, float] = {"images_per_s": float(np.median(rounds[name])),
                                      "images_per_s_rounds": [round(v, 1) for v in rounds[name]]}
-            if epoch:
+            if epoch and name not in skip_epoch:
                 row["epoch_s"], row["epoch_steps"] = epoch_time(step, make, device)
             else:
                 timed_steps(step, streams[name], device, steps)
         row["peak_mem_mb"] = mem.peak_mb
         out[name] = row
-    return out
+    return {**out, **failed}
 
 
 def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
@@ -157,9 +168,9 @@ def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
 
 
 def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
-         compile: bool = False, lnl_step: str = "two_pass") -> tuple[Callable, Callable]:
+         compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True) -> tuple[Callable, Callable]:
     cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
-                 lnl_step=lnl_step, bias_probe=False)
+                 cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False)
     torch.manual_seed(0)
     dd = DeviceData(data, device)
     model = build_model("paper").to(device)
@@ -173,7 +184,8 @@ def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, ch
     def batches() -> Any:
         return iter(dd.batches("train", 128, gen))
 
-    return (lambda b: method.step(*b, epoch=0)), batches
+    step = graphed_step(method, device, 128, cuda_graphs and not compile)
+    return (lambda b: step(*b, 0)), batches
 
 
 def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Callable, Callable]:
@@ -195,25 +207,42 @@ def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Call
     return step, lambda: iter(loader)
 
 
-def accuracy_check(epochs: int, cache_dir: str, device: str, seeds: list[int]) -> list[dict[str, Any]]:
-    """Same seeds, same short budget (the reproduction recipe at sigma^2 = 0.020): unbiased test
-    accuracy of the fast path vs the fp32 plain path (fp32, NCHW), for baseline and LNL."""
+PRECISION_VARIANTS = [("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
+                      ("fast path", {"precision": "auto", "channels_last": True})]
+STEP_VARIANTS = [("two-pass (official)", {"lnl_step": "two_pass"}), ("one-pass", {"lnl_step": "one_pass"})]
+
+
+def accuracy_check(epochs: int, cache_dir: str, device: str, seeds: list[int], methods: tuple[str, ...],
+                   variants: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Same seeds, same short budget (the reproduction recipe at sigma^2 = 0.020): the unbiased test
+    accuracy of each variant, per method and seed."""
     from lnl.engine import train
 
     rows = []
-    for method in ("baseline", "lnl"):
+    for method in methods:
         for seed in seeds:
-            for name, extra in (("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
-                                ("fast path", {"precision": "auto", "channels_last": True})):
-                tag = "plain" if "plain" in name else "fast"
+            for name, extra in variants:
+                tag = "-".join(f"{k}={v}" for k, v in extra.items())
                 cfg = Config.from_dict({"recipe": "reproduction", "method": method, "color_var": 0.02,
                                         "epochs": epochs, "seed": seed, "cache_dir": cache_dir, "device": device,
                                         "progress": False, "wandb_mode": "disabled", "runs_dir": "runs/benchmark",
-                                        "run_id": f"acc-{method}-{tag}-s{seed}", **extra})
+                                        "run_id": f"acc-{method}-{tag}-e{epochs}-s{seed}", **extra})
                 result = train(cfg)
-                rows.append({"method": method, "path": name, "seed": seed, "test_acc": result.test_acc,
+                rows.append({"method": method, "variant": name, "seed": seed, "epochs": epochs,
+                             "test_acc": result.test_acc,
                              "epoch_s": float(np.mean([e["time/epoch_s"] for e in result.epochs]))})
     return rows
+
+
+def _print_accuracy(title: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n{title}")
+    for row in rows:
+        print(f"  {row['method']:<9} {row['variant']:<20} seed {row['seed']}: {row['test_acc']:.4f} "
+              f"({row['epoch_s']:.1f} s/epoch)")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        for variant in dict.fromkeys(r["variant"] for r in rows):
+            accs = [r["test_acc"] for r in rows if r["method"] == method and r["variant"] == variant]
+            print(f"  {method:<9} {variant:<20} mean {np.mean(accs):.4f} over {len(accs)} seeds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,9 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=40, help="timed steps per round for the throughput")
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; the median is reported")
     p.add_argument("--no-epoch", action="store_true", help="skip the full-epoch (60,000 images) timing")
+    p.add_argument("--no-reference-epoch", action="store_true",
+                   help="time the full epoch of our pipelines only (the reference's takes minutes)")
     p.add_argument("--ablation", action="store_true", help="also time our path with each optimization off/on")
     p.add_argument("--accuracy-epochs", type=int, default=0,
                    help="also train baseline and LNL this many epochs with the fast and the fp32 plain path")
+    p.add_argument("--one-pass-epochs", type=int, default=0,
+                   help="also train LNL this many epochs with the two-pass and the one-pass step and compare")
     p.add_argument("--accuracy-seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--color-var", type=float, default=0.02)
     p.add_argument("--cache-dir", default="data")
@@ -254,32 +287,45 @@ def main(argv: list[str] | None = None) -> int:
                      ("ours bf16 NCHW", dict(precision="bf16", channels_last=False)),
                      ("ours + torch.compile", dict(precision=fast, channels_last=True, compile=True)),
                      ("ours one-pass LNL", dict(precision=fast, channels_last=True, lnl_step="one_pass"))]
+        if device.type == "cuda":
+            variants.append(("ours without CUDA graphs", dict(precision=fast, channels_last=True,
+                                                              cuda_graphs=False)))
+            variants.append(("ours fp32, CUDA graphs", dict(precision="fp32", channels_last=True)))
     rows = []
     for kind in ("baseline", "lnl"):
         pipelines = [("reference", *reference(kind, data, device))]
         pipelines += [(name, *ours(kind, data, device, **opts)) for name, opts in variants
                       if not (kind == "baseline" and opts.get("lnl_step") == "one_pass")]
-        results = measure_all(pipelines, device, args.warmup, args.steps, args.repeats, epoch)
+        results = measure_all(pipelines, device, args.warmup, args.steps, args.repeats, epoch,
+                              skip_epoch=("reference",) if args.no_reference_epoch else ())
         ref = results["reference"]["images_per_s"]
         for name, res in results.items():
+            if "error" in res:
+                rows.append({"step": kind, "pipeline": name, **res})
+                continue
             rows.append({"step": kind, "pipeline": name, **res, "ratio": res["images_per_s"] / ref})
             print(_row(rows[-1]), flush=True)
     print("\n" + _table(rows))
-    accuracy = []
+    accuracy, steps_check = [], []
     if args.accuracy_epochs:
-        accuracy = accuracy_check(args.accuracy_epochs, args.cache_dir, str(device), args.accuracy_seeds)
-        print(f"\nsigma^2=0.020, {args.accuracy_epochs} epochs (recipe 'reproduction'): unbiased test accuracy")
-        for row in accuracy:
-            print(f"  {row['method']:<9} {row['path']:<18} seed {row['seed']}: {row['test_acc']:.4f} "
-                  f"({row['epoch_s']:.1f} s/epoch)")
+        accuracy = accuracy_check(args.accuracy_epochs, args.cache_dir, str(device), args.accuracy_seeds,
+                                  ("baseline", "lnl"), PRECISION_VARIANTS)
+        _print_accuracy(f"fast path vs fp32 plain path: sigma^2=0.020, {args.accuracy_epochs} epochs, unbiased "
+                        "test accuracy", accuracy)
+    if args.one_pass_epochs:
+        steps_check = accuracy_check(args.one_pass_epochs, args.cache_dir, str(device), args.accuracy_seeds,
+                                     ("lnl",), STEP_VARIANTS)
+        _print_accuracy(f"LNL two-pass vs one-pass step: sigma^2=0.020, {args.one_pass_epochs} epochs, unbiased "
+                        "test accuracy", steps_check)
     if args.json:
-        Path(args.json).write_text(json.dumps({"env": env, "rows": rows, "accuracy": accuracy}, indent=1))
+        Path(args.json).write_text(json.dumps({"env": env, "rows": rows, "accuracy": accuracy,
+                                               "one_pass": steps_check}, indent=1))
         print(f"results written to {args.json}")
     return 0
 
 
 def _row(r: dict[str, Any]) -> str:
-    epoch = f"{r['epoch_s']:.1f}s" if "epoch_s" in r else "-"
+    epoch = f"{r['epoch_s']:.2f}s" if "epoch_s" in r else "-"
     return (f"{r['step']:<9} {r['pipeline']:<26} {r['images_per_s']:>8.0f} img/s  epoch {epoch:>7}  "
             f"peak {r['peak_mem_mb']:>7.0f} MB  x{r['ratio']:.2f}")
 
@@ -288,7 +334,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| step | pipeline | images/s | epoch (60k images) | peak memory | ours / reference |",
              "|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        epoch = f"{r['epoch_s']:.1f} s" if "epoch_s" in r else "-"
+        if "error" in r:
+            lines.append(f"| {r['step']} | {r['pipeline']} | failed: {r['error']} | | | |")
+            continue
+        epoch = f"{r['epoch_s']:.2f} s" if "epoch_s" in r else "-"
         lines.append(f"| {r['step']} | {r['pipeline']} | {r['images_per_s']:.0f} | {epoch} | "
                      f"{r['peak_mem_mb']:.0f} MB | {r['ratio']:.2f}x |")
     return "\n".join(lines)

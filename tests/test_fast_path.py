@@ -128,3 +128,80 @@ def test_benchmark_script_writes_its_table_and_json(cache_dir, tmp_path):
         ref = rows[(step, "reference")]["images_per_s"]
         assert row["ratio"] == pytest.approx(row["images_per_s"] / ref)
     assert "| lnl | ours |" in proc.stdout and result["env"]["batch_size"] == 128
+
+
+def test_benchmark_reports_a_failing_pipeline_instead_of_stopping():
+    """A variant this machine can't run (e.g. a compile mode) becomes a row with its error."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("benchmark", REPO / "scripts" / "benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seen = []
+
+    def broken(batch):
+        raise RuntimeError("no such backend\nsecond line")
+
+    pipelines = [("ok", seen.append, lambda: iter(range(1000))), ("broken", broken, lambda: iter(range(1000)))]
+    out = bench.measure_all(pipelines, torch.device("cpu"), warmup=2, steps=3, repeats=2, epoch=False)
+    assert out["broken"] == {"error": "RuntimeError: no such backend"}
+    assert out["ok"]["images_per_s"] > 0 and len(out["ok"]["images_per_s_rounds"]) == 2
+    assert len(seen) == 2 + 3 * 2 + 3  # warm-up, timed rounds, the memory pass
+    assert "failed: RuntimeError" in bench._table([{"step": "lnl", "pipeline": "broken", **out["broken"]}])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("method", ["lnl", "baseline"])
+def test_cuda_graph_replay_matches_eager_steps(method, optimizer="sgd"):
+    """The replayed training step (lnl.cuda_graphs) makes the same updates as eager steps: same
+    statistics and weights after eager warm-up, a capture, replays, a partial batch, a phase change
+    (LNL's plain-CE warm-up epoch, then unlearning) and a learning-rate change. fp32, tolerance 1e-4."""
+    from lnl.cuda_graphs import CudaGraphStep
+
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    device = torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(n, 3, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen),
+                torch.randint(0, 8, (n, 3, 14, 14), generator=gen).masked_fill_(
+                    torch.rand(n, 3, 14, 14, generator=gen) < 0.5, 255).to(torch.uint8))
+               for n in [32] * 7 + [9]]
+    runs = {}
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        # Both runs use the graph-capturable optimizer (fused SGD): this compares replay against
+        # eager execution, not two optimizer implementations.
+        cfg = Config(method=method, optimizer=optimizer, precision="fp32", cuda_graphs=True, warmup_epochs=1,
+                     lr=0.01, bias_lr=0.02, lambda_=0.5, mu=0.5)
+        model = build_model("paper").to(device).to(memory_format=torch.channels_last)
+        m = METHODS.get(method)(cfg, model, contextlib.nullcontext)
+        step = CudaGraphStep(m, batch_size=32, warmup_steps=2) if graphs else m.step
+        stats = []
+        for epoch in range(2):
+            for i, (x, y, bias) in enumerate(batches):
+                for opt in m.optimizers.values():
+                    opt.param_groups[0]["lr"] = cfg.lr * (1 + epoch + i / 10)
+                out = step(x.to(device), y.to(device), bias.to(device), epoch)
+                stats.append({k: v.item() for k, v in out.items()})
+        if graphs:
+            assert set(step.graphs) == ({"warmup", "unlearn"} if method == "lnl" else {"train"})
+        runs[graphs] = stats, {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    (eager_stats, eager_w), (graph_stats, graph_w) = runs[False], runs[True]
+    for a, b in zip(eager_stats, graph_stats):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+    for key in eager_w:
+        torch.testing.assert_close(graph_w[key].float(), eager_w[key].float(), rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_cuda_graphs_only_replace_sgd_steps():
+    """Adam runs stay eager (see lnl.cuda_graphs); CPU runs are never graphed."""
+    from lnl.cuda_graphs import graphed_step
+
+    for optimizer in ("sgd", "adam"):
+        cfg = Config(method="lnl", optimizer=optimizer)
+        method = METHODS.get("lnl")(cfg, build_model("paper"), contextlib.nullcontext)
+        assert graphed_step(method, torch.device("cpu"), 128, True) == method.step
+    assert graphed_step(method, torch.device("cuda"), 128, True) == method.step  # adam
