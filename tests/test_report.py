@@ -182,3 +182,14 @@ def test_publish_to_wandb_offline(records, tmp_path, monkeypatch):
     assert logged["run"].job_type == "report"
     keys = set(logged["summary"])
     assert {"tables/results/_type", "figures/confusion_grid/_type", "figures/training_curves/_type"} <= keys
+
+
+@pytest.mark.parametrize("rule", ["last", "val_biased", "val_unbiased"])
+def test_committed_reproduction_tables_rebuild_from_committed_records(rule):
+    """reports/paper_reproduction/ is reproducible: its tables follow from its committed records
+    (rebuild all of it with `bash reports/paper_reproduction/reproduce.sh --report`)."""
+    folder = REPO / "reports" / "paper_reproduction"
+    recs = load.from_folders([folder / "records"])
+    assert len(recs) == 63 and all(r["status"] == "finished" for r in recs)
+    text = tables.to_markdown(tables.comparison(recs, rule, "std"))
+    assert text.strip() in (folder / f"table_{rule}.md").read_text()
