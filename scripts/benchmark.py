@@ -290,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             variants.append(("ours without CUDA graphs", dict(precision=fast, channels_last=True,
                                                               cuda_graphs=False)))
-            variants.append(("ours fp32, CUDA graphs", dict(precision="fp32", channels_last=True)))
     rows = []
     for kind in ("baseline", "lnl"):
         pipelines = [("reference", *reference(kind, data, device))]
