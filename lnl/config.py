@@ -127,6 +127,9 @@ class Config:
     compile: bool = _f(False, "torch.compile the networks", identity=False)
     cuda_graphs: bool = _f(True, "on a GPU, replay each training step as one CUDA graph (SGD only; no effect "
                                  "on CPU or with --compile)", identity=False)
+    cpu_kernels: bool = _f(True, "on CPU, run max-pool + ReLU of f as one C kernel compiled on first use "
+                                 "(same values and gradients; eager ops where no C compiler is found)",
+                           identity=False)
     threads: Optional[int] = _f(None, "CPU threads for torch (default: torch's choice)", identity=False)
 
     # --- records ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ import torch
 
 from lnl.config import Config
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
+from lnl import kernels
 from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
@@ -85,6 +86,24 @@ def autocast_factory(device: torch.device, precision: str) -> Callable[[], conte
         cache = device.type != "cuda"
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext
+
+
+def cpu_kernels_status(cfg: Config, device: torch.device) -> str:
+    """Whether this run uses the fused CPU kernels (lnl.kernels), for the run record."""
+    if device.type != "cpu" or not cfg.cpu_kernels or cfg.compile:
+        return "off"
+    return kernels.describe()
+
+
+def prepare_model(cfg: Config, device: torch.device) -> LNLNet:
+    """The network of ``cfg`` on ``device``, in the memory format and with the kernels ``cfg`` asks for."""
+    model = build_model(cfg.arch, cfg.width, cfg.g_depth, cfg.head_width).to(device)
+    if cfg.channels_last:
+        # f's input batch norm stays NCHW (see models.FeatureExtractor); the rest goes channels-last.
+        for part in (model.f.conv1, model.f.conv2, model.g, model.h):
+            part.to(memory_format=torch.channels_last)
+    model.use_fused_kernels(cfg.cpu_kernels and not cfg.compile)
+    return model
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,11 +223,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
                       train_size=cfg.train_size, test_size=cfg.test_size)
     data_s = time.perf_counter() - t0
 
-    model = build_model(cfg.arch, cfg.width, cfg.g_depth, cfg.head_width).to(device)
-    if cfg.channels_last:
-        # f's input batch norm stays NCHW (see models.FeatureExtractor); the rest goes channels-last.
-        for part in (model.f.conv1, model.f.conv2, model.g, model.h):
-            part.to(memory_format=torch.channels_last)
+    model = prepare_model(cfg, device)
     method: Method = method_cls(cfg, model, autocast, compile=cfg.compile)
     steps_per_epoch = max(1, len(data["train"]) // cfg.batch_size
                           + (1 if len(data["train"]) % cfg.batch_size > 1 else 0))
@@ -238,7 +253,8 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                or platform.machine(), "precision": precision, "threads": torch.get_num_threads()},
+                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
+                "cpu_kernels": cpu_kernels_status(cfg, device)},
         "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": (previous or {}).get("created_at") if checkpoint is not None else None,
         "wandb": wandb_info,

@@ -10,6 +10,12 @@ faster (each checked against the reference pipeline in ``tests/test_fast_path``)
 
 * ReLU and max-pool are swapped in f: ``relu(maxpool(x)) == maxpool(relu(x))``
   because ReLU is monotonic, and the pooled tensor is 4x smaller.
+* On CPU (``fused_kernels``, set by the engine from ``Config.cpu_kernels`` with
+  :meth:`LNLNet.use_fused_kernels`): max-pool + ReLU in f and batch norm + ReLU
+  in h (and in f with ``paper_bn``) run as fused C kernels (:mod:`lnl.kernels`),
+  and in training f's input batch norm is folded into its first convolution
+  (:meth:`FeatureExtractor._bn0_conv1_folded`). Same values and gradients
+  (``tests/test_kernels.py``); GPU runs are unchanged.
 * The three heads are one module: their first 3x3 convolutions (each 32->32)
   are one 32->96 convolution, their batch norms one 96-channel batch norm
   (statistics are per channel either way), and their 32->8 output convolutions
@@ -26,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lnl.kernels import batch_norm_relu, max_pool_relu
 from lnl.registry import Registry
 
 ARCHS: Registry = Registry("architecture")
@@ -55,15 +62,58 @@ class FeatureExtractor(nn.Module):
         self.bn1 = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
         self.bn2 = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
         self.out_channels = channels
+        self.fused_kernels = False  # see LNLNet.use_fused_kernels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The 3-channel input batch norm is ~10x slower in channels-last on CPU, so it
-        # runs on the NCHW input and the result is converted for the convolutions.
-        x = self.bn0(x)
-        if self.conv1.weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = F.relu(F.max_pool2d(self.bn1(self.conv1(x)), 3, 2, 1))
-        return F.relu(self.bn2(self.conv2(x)))
+        channels_last = self.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        if self.fused_kernels and self.training and x.device.type == "cpu" and _foldable(self.bn0):
+            x = self._bn0_conv1_folded(x, channels_last)
+        else:
+            # The 3-channel input batch norm is ~10x slower in channels-last on CPU, so it
+            # runs on the NCHW input and the result is converted for the convolutions.
+            x = self.bn0(x)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = self.conv1(x)
+        x = max_pool_relu(self.bn1(x), fused=self.fused_kernels)
+        if isinstance(self.bn2, nn.BatchNorm2d):
+            return batch_norm_relu(self.conv2(x), self.bn2, fused=self.fused_kernels)
+        return F.relu(self.conv2(x))
+
+
+    def _bn0_conv1_folded(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """``conv1(bn0(x))`` in training mode, with bn0's affine part folded into conv1's weights.
+
+        The input carries no gradient and bn0's batch statistics depend on the input alone,
+        so ``bn0(x) = gamma * xhat + beta`` with a constant ``xhat``. Zero-padded by the
+        convolution, that is ``conv(gamma * xhat + beta * inside)`` where ``inside`` is 1 on
+        the image: one convolution of ``[xhat, inside]`` (4 channels) with the weights
+        ``[W * gamma, sum_c W_c * beta_c]``. Its backward then computes conv1's weight
+        gradient only (not a gradient for bn0's output, which the eager chain needs for
+        gamma and beta), about 0.8 ms of a 2-core CPU step per pass. Running statistics are
+        updated as :class:`torch.nn.BatchNorm2d` updates them.
+        """
+        bn = self.bn0
+        n, c, h, w = x.shape
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            # xhat, and the running statistics updated exactly as bn0(x) would
+            xhat = F.batch_norm(x, bn.running_mean, bn.running_var, None, None, True, bn.momentum, bn.eps)
+            inputs = torch.empty((n, c + 1, h, w), dtype=x.dtype, device=x.device,
+                                 memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            inputs[:, :c] = xhat
+            inputs[:, c] = 1.0
+        weight = self.conv1.weight
+        folded = torch.cat([weight * bn.weight[:, None, None], (weight * bn.bias[:, None, None]).sum(1, keepdim=True)],
+                           dim=1)
+        if channels_last:
+            folded = folded.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(inputs, folded, self.conv1.bias, padding=self.conv1.padding)
+
+
+def _foldable(bn: nn.BatchNorm2d) -> bool:
+    """A batch norm in training mode that FeatureExtractor._bn0_conv1_folded reproduces."""
+    return bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
 
 
 class LabelClassifier(nn.Module):
@@ -98,9 +148,10 @@ class BiasPredictor(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, N_HEADS * hidden, 3, padding=1)
         self.bn = nn.BatchNorm2d(N_HEADS * hidden)
         self.conv2 = nn.Conv2d(N_HEADS * hidden, N_HEADS * n_bins, 3, padding=1, groups=N_HEADS)
+        self.fused_kernels = False  # see LNLNet.use_fused_kernels
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        out = self.conv2(F.relu(self.bn(self.conv1(feat))))
+        out = self.conv2(batch_norm_relu(self.conv1(feat), self.bn, fused=self.fused_kernels))
         n, _, h, w = out.shape
         return out.contiguous().view(n, N_HEADS, self.n_bins, h, w)
 
@@ -114,6 +165,10 @@ class LNLNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.g(self.f(x))
+
+    def use_fused_kernels(self, on: bool) -> None:
+        """Run f's max-pool + ReLU and the batch norm + ReLU pairs as fused CPU kernels (lnl.kernels)."""
+        self.f.fused_kernels = self.h.fused_kernels = on
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ from lnl.config import Config  # noqa: E402
 from lnl.data.dataset import ColoredMnist, load_generated  # noqa: E402
 from lnl.data.tensors import DeviceData  # noqa: E402
 from lnl.cuda_graphs import graphed_step  # noqa: E402
-from lnl.engine import autocast_factory, cpu_has_fast_bf16, resolve_precision  # noqa: E402
+from lnl.engine import (autocast_factory, cpu_has_fast_bf16, cpu_kernels_status, prepare_model,  # noqa: E402
+                        resolve_precision)
 from lnl.methods import METHODS  # noqa: E402
-from lnl.models import build_model  # noqa: E402
 from lnl.reference import OfficialColoredMnist, ReferenceLNL  # noqa: E402
 
 
@@ -168,15 +168,13 @@ def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
 
 
 def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
-         compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True) -> tuple[Callable, Callable]:
+         compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True,
+         cpu_kernels: bool = True) -> tuple[Callable, Callable]:
     cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
-                 cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False)
+                 cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False, cpu_kernels=cpu_kernels)
     torch.manual_seed(0)
     dd = DeviceData(data, device)
-    model = build_model("paper").to(device)
-    if channels_last:
-        for part in (model.f.conv1, model.f.conv2, model.g, model.h):
-            part.to(memory_format=torch.channels_last)
+    model = prepare_model(cfg, device)
     method = METHODS.get(kind)(cfg, model, autocast_factory(device, precision), compile=compile)
     model.train()
     gen = torch.Generator().manual_seed(0)
@@ -207,8 +205,8 @@ def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Call
     return step, lambda: iter(loader)
 
 
-PRECISION_VARIANTS = [("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False}),
-                      ("fast path", {"precision": "auto", "channels_last": True})]
+PRECISION_VARIANTS = [("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False, "cpu_kernels": False}),
+                      ("fast path", {"precision": "auto", "channels_last": True, "cpu_kernels": True})]
 STEP_VARIANTS = [("two-pass (official)", {"lnl_step": "two_pass"}), ("one-pass", {"lnl_step": "one_pass"})]
 
 
@@ -273,23 +271,28 @@ def main(argv: list[str] | None = None) -> int:
     env = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "fast_precision": fast, "cpu_bf16": cpu_has_fast_bf16(),
+           "cpu_kernels": cpu_kernels_status(Config(), device),
            "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
            "epoch_images": len(data.y("train"))}
     print(f"benchmark on {env['device_name']} ({device}, {env['threads']} threads, torch {env['torch']}); "
           f"fast path precision {fast}; {args.warmup} warm-up steps, then {args.repeats} interleaved rounds of "
           f"{args.steps} timed steps (median); epoch = "
-          f"{env['epoch_images']} images", flush=True)
+          f"{env['epoch_images']} images; CPU kernels: {env['cpu_kernels']}", flush=True)
 
     variants = [("ours", dict(precision=fast, channels_last=True))]
     if args.ablation:
-        variants += [("ours fp32 NCHW (plain)", dict(precision="fp32", channels_last=False)),
-                     ("ours fp32 channels-last", dict(precision="fp32", channels_last=True)),
-                     ("ours bf16 NCHW", dict(precision="bf16", channels_last=False)),
+        # Cumulative rows: the plain path, then one optimization at a time (the CPU kernels last).
+        variants += [("ours fp32 NCHW (plain)", dict(precision="fp32", channels_last=False, cpu_kernels=False)),
+                     ("ours fp32 channels-last", dict(precision="fp32", channels_last=True, cpu_kernels=False)),
+                     ("ours bf16 NCHW", dict(precision="bf16", channels_last=False, cpu_kernels=False)),
                      ("ours + torch.compile", dict(precision=fast, channels_last=True, compile=True)),
                      ("ours one-pass LNL", dict(precision=fast, channels_last=True, lnl_step="one_pass"))]
         if device.type == "cuda":
             variants.append(("ours without CUDA graphs", dict(precision=fast, channels_last=True,
                                                               cuda_graphs=False)))
+        else:
+            variants.append(("ours without CPU kernels", dict(precision=fast, channels_last=True,
+                                                              cpu_kernels=False)))
     rows = []
     for kind in ("baseline", "lnl"):
         pipelines = [("reference", *reference(kind, data, device))]

@@ -2,9 +2,10 @@
 
 Same weights, same images: the vectorized data path gives the same inputs and bias
 labels as the per-sample Dataset, and our network (grouped heads, ReLU/max-pool
-swapped, channels-last) gives the same losses and gradients in fp32 — tolerance
-rtol 1e-4, atol 1e-5 (only the summation order of convolutions differs) — and the
-same predictions after a few LNL steps.
+swapped, channels-last; with and without the fused CPU kernels and the folded input
+batch norm of lnl.kernels) gives the same losses and gradients in fp32 — tolerance
+rtol 1e-4, atol 1e-5 (only the summation order differs) — and the same predictions
+after a few LNL steps.
 """
 from __future__ import annotations
 
@@ -41,14 +42,15 @@ def _pairs(ref: ReferenceLNL, model) -> list[tuple[str, torch.Tensor, torch.Tens
     return out
 
 
-@pytest.fixture
-def pair(cmnist):
+@pytest.fixture(params=[False, True], ids=["eager", "cpu-kernels"])
+def pair(cmnist, request):
     torch.manual_seed(0)
     ref = ReferenceLNL(lr=0.01, lambda_=0.01, mu=0.1)
     model = build_model("paper")
     copy_into(ref, model)
     for part in (model.f.conv1, model.f.conv2, model.g, model.h):
         part.to(memory_format=torch.channels_last)
+    model.use_fused_kernels(request.param)  # lnl.kernels (eager fallback where no C compiler)
     images, labels = cmnist.x("train")[:512], cmnist.y("train")[:512]
     dataset = OfficialColoredMnist(images, labels)
     ref_batches = [default_collate([dataset[i] for i in range(s, s + 128)]) for s in range(0, 512, 128)]

@@ -1,0 +1,264 @@
+"""Fused C kernels for the CPU hot spots of the training step, with eager fallbacks.
+
+The memory-bound parts of the paper's network dominate a CPU step once the
+convolutions run in bf16 on AMX: on a 2-core machine ``max_pool2d`` + ReLU at
+28x28 (forward, int64 indices, zero-filled scatter backward) costs more than
+the convolution in front of it. :func:`max_pool_relu` replaces that chain by one
+C kernel per direction (``pool_relu.c``) with the same values and gradients.
+
+The C source is compiled on first use with the system C compiler (``$CC``,
+else ``cc``) into a per-user cache (``$LNL_KERNEL_CACHE``, else
+``~/.cache/lnl/kernels``), keyed by the source, flags, compiler and CPU, and
+loaded with :mod:`ctypes`: no Python headers, ninja or torch extension build is
+needed, and a build takes well under a second. The library is written under a
+temporary name and renamed into place, so concurrent processes (sweep workers)
+never load a half-written file. Without a working compiler, or for tensors the
+kernel does not cover (CUDA, NCHW, fp16, ...), the eager PyTorch ops run
+instead; ``Config.cpu_kernels`` turns the kernels off.
+
+The kernels use OpenMP. PyTorch's wheels ship ``libgomp.so.1``; the dynamic
+loader resolves our library's ``libgomp.so.1`` to the copy torch already loaded,
+so both share one thread pool and ``torch.set_num_threads`` applies to both.
+"""
+from __future__ import annotations
+
+import copy
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).parent
+SOURCES = [HERE / "pool_relu.c", HERE / "bn_relu.c"]
+HEADERS = [HERE / "common.h"]
+# -ffp-contract=off: no fused multiply-adds, so the backward recomputes the forward's ReLU mask bit for bit.
+FLAG_SETS = tuple([*flags, "-ffp-contract=off"] for flags in
+                  (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"]))
+
+_lib: ctypes.CDLL | None = None
+_status: str | None = None  # None: not built yet
+
+
+def _cpu_id() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))]
+    return platform.machine() + "\n" + "\n".join(dict.fromkeys(lines))
+
+
+def cache_dir() -> Path:
+    """Where built libraries live: ``$LNL_KERNEL_CACHE``, else ``~/.cache/lnl/kernels`` (else a temp folder)."""
+    if os.environ.get("LNL_KERNEL_CACHE"):
+        return Path(os.environ["LNL_KERNEL_CACHE"])
+    home = Path.home() / ".cache" / "lnl" / "kernels"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    except OSError:
+        return Path(tempfile.gettempdir()) / f"lnl-kernels-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "cc")
+    return shutil.which(cc)
+
+
+def build() -> tuple[Path | None, str]:
+    """Compile the kernels, or find them in the cache: (library path or None, what happened)."""
+    cc = _compiler()
+    if cc is None:
+        return None, f"no C compiler ({os.environ.get('CC', 'cc')!r} not found)"
+    source = b"\0".join(path.read_bytes() for path in SOURCES + HEADERS)
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        return None, f"{cc} --version failed: {err}"
+    errors = []
+    for flags in FLAG_SETS:
+        key = hashlib.sha256(b"\0".join([source, " ".join(flags).encode(), version.encode(),
+                                         _cpu_id().encode()])).hexdigest()[:16]
+        path = cache_dir() / key / "liblnl_kernels.so"
+        what = f"{Path(cc).name} {' '.join(flags)}"
+        if path.is_file():
+            return path, what
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+        except OSError as err:
+            return None, f"cache folder not writable: {err}"
+        os.close(fd)
+        cmd = [cc, *flags, "-shared", "-fPIC", f"-I{HERE}", *map(str, SOURCES), "-o", tmp, "-lm"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode == 0:
+            os.replace(tmp, path)  # atomic: another process sees no file or the whole file
+            return path, what
+        os.unlink(tmp)
+        errors.append(f"{' '.join(cmd)}: {proc.stderr.strip()[:300]}")
+    return None, "compilation failed:\n" + "\n".join(errors)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    ptr, i = ctypes.c_void_p, ctypes.c_int
+    for dtype in ("bf16", "f32"):
+        for name in (f"lnl_pool_relu_{dtype}_fwd", f"lnl_pool_relu_{dtype}_bwd"):
+            getattr(lib, name).argtypes = [ptr, ptr, ptr] + [i] * 6
+            getattr(lib, name).restype = i
+        getattr(lib, f"lnl_bn_relu_{dtype}_fwd").argtypes = [ptr] * 7 + [ctypes.c_long, i, ctypes.c_float]
+        getattr(lib, f"lnl_bn_relu_{dtype}_bwd").argtypes = [ptr] * 9 + [ctypes.c_long, i]
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library (built on first call), or None where it can't be built or fails its check."""
+    global _lib, _status
+    if _status is None:
+        path, _status = build()
+        if path is not None:
+            try:
+                lib = ctypes.CDLL(str(path))
+                _declare(lib)
+                _lib = lib
+                problem = _self_check()
+            except (OSError, AttributeError) as err:
+                problem = f"could not load {path}: {err}"
+            if problem:
+                _lib, _status = None, problem
+        if _lib is None:
+            warnings.warn(f"lnl: CPU kernels unavailable, using eager PyTorch ops: {_status}", stacklevel=2)
+    return _lib
+
+
+def describe() -> str:
+    """How the kernels were built (flags), or why they are not used; for run records."""
+    library()
+    return ("built: " if _lib is not None else "unavailable: ") + (_status or "")
+
+
+def _self_check() -> str | None:
+    """Both kernels on a small input against the eager ops (guards against a miscompiled library)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    bn = torch.nn.BatchNorm2d(5)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5, generator=gen)
+        bn.bias.uniform_(-0.5, 0.5, generator=gen)
+    bn_eager = copy.deepcopy(bn)
+    checks = [(lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1))),
+              (lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t)))]
+    for fused, eager in checks:
+        a, b = fused(x), eager(x)
+        grad = torch.randn(a.shape, generator=gen)
+        ga, = torch.autograd.grad(a, x, grad)
+        gb, = torch.autograd.grad(b, x, grad)
+        if not (torch.allclose(a, b, rtol=1e-4, atol=1e-5) and torch.allclose(ga, gb, rtol=1e-4, atol=1e-5)):
+            return "the built library disagrees with the eager ops on a test input"
+    return None
+
+
+def available() -> bool:
+    return library() is not None
+
+
+_DTYPES = {torch.bfloat16: "bf16", torch.float32: "f32"}
+
+
+def _pooled(size: int) -> int:
+    return (size + 2 - 3) // 2 + 1
+
+
+class _MaxPoolReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n, c, h, w = x.shape
+        ho, wo = _pooled(h), _pooled(w)
+        y = torch.empty((n, c, ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
+        off = torch.empty((n, c, ho, wo), dtype=torch.uint8, memory_format=torch.channels_last)
+        fn = getattr(library(), f"lnl_pool_relu_{_DTYPES[x.dtype]}_fwd")
+        if fn(x.data_ptr(), y.data_ptr(), off.data_ptr(), n, h, w, c, ho, wo):
+            raise RuntimeError(f"lnl kernel: {c} channels is more than the kernel supports")
+        ctx.save_for_backward(off)
+        ctx.in_hw = (h, w)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (off,) = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        n, c, ho, wo = grad.shape
+        h, w = ctx.in_hw
+        gx = torch.empty((n, c, h, w), dtype=grad.dtype, memory_format=torch.channels_last)
+        getattr(library(), f"lnl_pool_relu_{_DTYPES[grad.dtype]}_bwd")(
+            grad.data_ptr(), off.data_ptr(), gx.data_ptr(), n, h, w, c, ho, wo)
+        return gx
+
+
+def fused_ok(x: torch.Tensor) -> bool:
+    """Whether the C kernel covers ``x``: a CPU, channels-last, bf16/fp32 (N, C, H, W) tensor."""
+    return (x.device.type == "cpu" and x.dim() == 4 and x.dtype in _DTYPES and x.shape[1] <= 1024
+            and x.is_contiguous(memory_format=torch.channels_last) and available())
+
+
+def max_pool_relu(x: torch.Tensor, fused: bool = True) -> torch.Tensor:
+    """``relu(max_pool2d(x, 3, stride=2, padding=1))``; the C kernel where it applies (``fused``)."""
+    if fused and fused_ok(x):
+        return _MaxPoolReLU.apply(x)
+    return F.relu(F.max_pool2d(x, 3, 2, 1))
+
+
+class _BatchNormReLU(torch.autograd.Function):
+    """Training-mode batch norm (batch statistics) followed by ReLU; updates the running statistics."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+                bn: torch.nn.BatchNorm2d) -> torch.Tensor:
+        n, c, h, w = x.shape
+        m = n * h * w
+        y = torch.empty_like(x, memory_format=torch.channels_last)
+        stats = torch.empty((3, c), dtype=torch.float32)  # mean, invstd, biased variance
+        weight, bias = weight.detach().float().contiguous(), bias.detach().float().contiguous()
+        if getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_fwd")(
+                x.data_ptr(), y.data_ptr(), weight.data_ptr(), bias.data_ptr(), stats[0].data_ptr(),
+                stats[1].data_ptr(), stats[2].data_ptr(), m, c, bn.eps):
+            raise MemoryError("lnl kernel: batch norm buffers")
+        with torch.no_grad():  # the running statistics, as nn.BatchNorm2d updates them
+            bn.num_batches_tracked.add_(1)
+            bn.running_mean.lerp_(stats[0].to(bn.running_mean.dtype), bn.momentum)
+            bn.running_var.lerp_((stats[2] * (m / max(m - 1, 1))).to(bn.running_var.dtype), bn.momentum)
+        ctx.save_for_backward(x, weight, bias, stats)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, weight, bias, stats = ctx.saved_tensors
+        n, c, h, w = x.shape
+        grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        dx = torch.empty_like(x, memory_format=torch.channels_last)
+        dweight, dbias = torch.empty(c), torch.empty(c)
+        if getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_bwd")(
+                x.data_ptr(), grad.data_ptr(), dx.data_ptr(), weight.data_ptr(), bias.data_ptr(),
+                stats[0].data_ptr(), stats[1].data_ptr(), dweight.data_ptr(), dbias.data_ptr(), n * h * w, c):
+            raise MemoryError("lnl kernel: batch norm buffers")
+        return (dx, dweight if ctx.needs_input_grad[1] else None, dbias if ctx.needs_input_grad[2] else None,
+                None)
+
+
+def batch_norm_relu(x: torch.Tensor, bn: torch.nn.BatchNorm2d, fused: bool = True) -> torch.Tensor:
+    """``relu(bn(x))``; in training mode on CPU one C kernel per direction where it applies (``fused``).
+
+    The kernel covers what :class:`torch.nn.BatchNorm2d` does with batch statistics (affine,
+    running statistics with a momentum); anything else (eval mode, ``momentum=None``, no affine
+    parameters, CUDA, NCHW) runs the eager ops.
+    """
+    if (fused and bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
+            and fused_ok(x) and bn.weight.dtype == torch.float32):
+        return _BatchNormReLU.apply(x, bn.weight, bn.bias, bn)
+    return F.relu(bn(x))

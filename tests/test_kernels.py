@@ -1,0 +1,163 @@
+"""The fused CPU kernels (lnl.kernels) and the folded input batch norm against the eager ops.
+
+fp32: the max-pool + ReLU kernel is exact (values and gradients, ties included). Batch norm +
+ReLU and the folded bn0 agree to 1e-5 elementwise on values and to 1e-4 of the gradient's norm
+on gradients: summation order differs, and where a pre-activation is within rounding of 0 the
+ReLU (or a near-tie in a pooling window) can route one element's gradient differently.
+bf16: within two bf16 roundings (the kernels sum in float and round once; eager rounds more
+often). Without a C compiler everything runs eager.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lnl import kernels
+from lnl.models import build_model
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason=f"CPU kernels: {kernels.describe()}")
+CL = torch.channels_last
+
+
+def _input(shape, dtype, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen)
+    x[:, :, : shape[2] // 4] = 0.25  # plateaus: ties inside pooling windows
+    x[:, :, -3:, -3:] = -1.0  # windows where the ReLU is off
+    return x.to(dtype).contiguous(memory_format=CL)
+
+
+def assert_grad_close(actual, expected, rel=1e-4, msg=""):
+    """||actual - expected|| <= rel * ||expected|| (+ a floor for gradients that are ~0 in theory)."""
+    err = (actual.double() - expected.double()).norm().item()
+    assert err <= rel * expected.double().norm().item() + 1e-5, f"{msg}: |diff| {err:.3g}"
+
+
+def _grads(fn, x, grad):
+    x = x.clone().requires_grad_(True)
+    y = fn(x)
+    (g,) = torch.autograd.grad(y, x, grad)
+    return y, g
+
+
+@pytest.mark.parametrize("shape", [(8, 32, 28, 28), (3, 5, 13, 11)])
+def test_max_pool_relu_is_exact_in_fp32(shape):
+    x = _input(shape, torch.float32)
+    grad = torch.randn(shape[0], shape[1], (shape[2] - 1) // 2 + 1, (shape[3] - 1) // 2 + 1,
+                       generator=torch.Generator().manual_seed(1))
+    y, g = _grads(kernels.max_pool_relu, x, grad)
+    y_ref, g_ref = _grads(lambda t: F.relu(F.max_pool2d(t, 3, 2, 1)), x, grad)
+    assert torch.equal(y, y_ref) and torch.equal(g, g_ref)
+    assert (g == 0).float().mean() > 0.5  # most positions get no gradient: the test sees the routing
+
+
+def test_max_pool_relu_in_bf16_within_one_rounding():
+    x = _input((8, 32, 28, 28), torch.bfloat16)
+    grad = torch.randn(8, 32, 14, 14, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+    y, g = _grads(kernels.max_pool_relu, x, grad)
+    y_ref, g_ref = _grads(lambda t: F.relu(F.max_pool2d(t, 3, 2, 1)), x, grad)
+    assert torch.equal(y, y_ref)
+    # up to 4 gradients (|g| < 4) meet in one position; eager rounds each partial sum to bf16
+    torch.testing.assert_close(g.float(), g_ref.float(), rtol=2**-6, atol=2**-5)
+    assert (g == g_ref).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2**-6)])
+def test_batch_norm_relu_matches_eager_batch_norm_and_relu(dtype, tol):
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(96)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    bn_ref = copy.deepcopy(bn)
+    x = (_input((16, 96, 14, 14), torch.float32) * 2 + 0.3).to(dtype)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    for _ in range(2):  # twice: the running statistics move as in eager
+        y, g = _grads(lambda t: kernels.batch_norm_relu(t, bn), x, grad)
+        y_ref, g_ref = _grads(lambda t: F.relu(bn_ref(t)), x, grad)
+    torch.testing.assert_close(y.float(), y_ref.float(), rtol=tol, atol=tol)
+    # away from the ReLU's kink, elementwise; at it (|pre-activation| within rounding of 0) the
+    # two may route one element's gradient differently
+    with torch.no_grad():
+        pre = F.batch_norm(x.float(), None, None, bn_ref.weight, bn_ref.bias, training=True, eps=bn_ref.eps)
+    kink = pre.abs() < 1e-3
+    assert kink.float().mean() < 1e-3
+    torch.testing.assert_close(g.float()[~kink], g_ref.float()[~kink], rtol=tol, atol=max(tol, 1e-4))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(bn, name), getattr(bn_ref, name), rtol=1e-5, atol=1e-6)
+    # parameter gradients
+    bn.zero_grad()
+    bn_ref.zero_grad()
+    kernels.batch_norm_relu(x, bn).float().mul(grad.float()).sum().backward()
+    F.relu(bn_ref(x)).float().mul(grad.float()).sum().backward()
+    for p, p_ref in ((bn.weight, bn_ref.weight), (bn.bias, bn_ref.bias)):
+        # sums over every element: one element routed differently at the kink moves them by ~1e-4
+        assert_grad_close(p.grad, p_ref.grad, rel=1e-3 if dtype == torch.float32 else 1e-2, msg="parameter")
+
+
+def test_batch_norm_relu_in_eval_mode_uses_running_statistics():
+    bn = torch.nn.BatchNorm2d(8)
+    bn.running_mean.fill_(0.5)
+    bn.eval()
+    x = _input((2, 8, 6, 6), torch.float32)
+    assert torch.equal(kernels.batch_norm_relu(x, bn), F.relu(bn(x)))
+    assert bn.num_batches_tracked.item() == 0
+
+
+@pytest.mark.parametrize("arch", ["paper", "paper_bn"])
+def test_fused_network_matches_eager_network_in_fp32(arch):
+    """f (folded bn0, pool kernel, BN kernel with paper_bn) and h: same outputs and gradients."""
+    torch.manual_seed(0)
+    eager = build_model(arch)
+    with torch.no_grad():
+        eager.f.bn0.weight.uniform_(0.5, 1.5)
+        eager.f.bn0.bias.uniform_(-0.5, 0.5)
+    for part in (eager.f.conv1, eager.f.conv2, eager.g, eager.h):
+        part.to(memory_format=CL)
+    fused = copy.deepcopy(eager)
+    fused.use_fused_kernels(True)
+    x = torch.rand(32, 3, 28, 28)
+    outs = []
+    for model in (eager, fused):
+        feat = model.f(x)
+        logits, bias_logits = model.g(feat), model.h(feat)
+        (logits.square().sum() + bias_logits.square().mean()).backward()
+        outs.append((logits, bias_logits))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), fused.parameters()):
+        assert_grad_close(q.grad, p.grad, msg=name)
+    for (name, buf), other in zip(eager.named_buffers(), fused.buffers()):
+        torch.testing.assert_close(other, buf, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_without_a_compiler_everything_runs_eager(tmp_path):
+    code = ("import warnings, torch; from lnl import kernels; from lnl.models import build_model\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always'); ok = kernels.available()\n"
+            "m = build_model('paper'); m.use_fused_kernels(True); m.f.to(memory_format=torch.channels_last)\n"
+            "m.h(m.f(torch.rand(4, 3, 28, 28))).sum().backward()\n"
+            "print(ok, kernels.describe(), len(w))\n")
+    env = {**os.environ, "CC": "/nonexistent/cc", "LNL_KERNEL_CACHE": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "False" and "unavailable: no C compiler" in proc.stdout
+    assert proc.stdout.split()[-1] == "1"  # one warning, then silence
+
+
+def test_concurrent_first_builds_share_one_cache(tmp_path):
+    """Sweep workers starting together: each builds or finds the library; all load a whole file."""
+    code = "from lnl import kernels; assert kernels.available(), kernels.describe(); print(kernels.build()[0])"
+    env = {**os.environ, "LNL_KERNEL_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1
+    assert [p.name for p in tmp_path.rglob("*.so")] == ["liblnl_kernels.so"]  # no temporary files left
