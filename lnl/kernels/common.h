@@ -18,6 +18,7 @@ static inline uint16_t lnl_float_to_bf16(float f) { /* round to nearest even; Na
     uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
     return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40) : r;
 }
+static inline float lnl_f32(float v) { return v; }
 static inline void lnl_load_bf16(const uint16_t *restrict p, float *restrict out, int C) {
     for (int c = 0; c < C; c++) out[c] = lnl_bf16_to_float(p[c]);
 }

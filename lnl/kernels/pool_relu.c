@@ -11,19 +11,7 @@
  *
  * Layout: x (N, H, W, C), y and off (N, Ho, Wo, C), contiguous. C <= LNL_MAX_C.
  */
-#include <stdint.h>
-#include <string.h>
-
-#define LNL_MAX_C 1024
-
-static inline float bf16_to_float(uint16_t b) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return f; }
-static inline uint16_t float_to_bf16(float f) {  /* round to nearest even; NaN stays NaN */
-    uint32_t u; memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-static inline float f32_to_float(float v) { return v; }
-static inline float float_to_f32(float v) { return v; }
+#include "common.h"
 
 #define DEFINE_POOL_RELU(NAME, T, LOAD, STORE)                                                          \
 int NAME##_fwd(const T *x, T *y, uint8_t *off, int N, int H, int W, int C, int Ho, int Wo) {           \
@@ -79,5 +67,5 @@ int NAME##_bwd(const T *gy, const uint8_t *off, T *gx, int N, int H, int W, int 
     return 0;                                                                                           \
 }
 
-DEFINE_POOL_RELU(lnl_pool_relu_bf16, uint16_t, bf16_to_float, float_to_bf16)
-DEFINE_POOL_RELU(lnl_pool_relu_f32, float, f32_to_float, float_to_f32)
+DEFINE_POOL_RELU(lnl_pool_relu_bf16, uint16_t, lnl_bf16_to_float, lnl_float_to_bf16)
+DEFINE_POOL_RELU(lnl_pool_relu_f32, float, lnl_f32, lnl_f32)
