@@ -127,8 +127,10 @@ class Config:
     compile: bool = _f(False, "torch.compile the networks", identity=False)
     cuda_graphs: bool = _f(True, "on a GPU, replay each training step as one CUDA graph (SGD only; no effect "
                                  "on CPU or with --compile)", identity=False)
-    cpu_kernels: bool = _f(True, "on CPU, run max-pool + ReLU of f as one C kernel compiled on first use "
-                                 "(same values and gradients; eager ops where no C compiler is found)",
+    cpu_kernels: bool = _f(True, "on CPU: max-pool + ReLU, batch norm + ReLU and LNL's two losses as fused C "
+                                 "kernels (compiled on first use; eager ops where no C compiler is found) and "
+                                 "f's input batch norm folded into its first convolution; same values and "
+                                 "gradients",
                            identity=False)
     threads: Optional[int] = _f(None, "CPU threads for torch (default: torch's choice)", identity=False)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lnl import kernels
 from lnl.data.colored import IGNORE_INDEX
 
 
@@ -35,17 +36,25 @@ def grad_reverse(x: torch.Tensor, mu: float) -> torch.Tensor:
     return _GradReverse.apply(x, mu)
 
 
-def neg_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean of ``sum_k p_k log p_k`` over heads, batch and pixels (minimize: more uncertainty)."""
+def neg_entropy(logits: torch.Tensor, fused: bool = False) -> torch.Tensor:
+    """Mean of ``sum_k p_k log p_k`` over heads, batch and pixels (minimize: more uncertainty).
+
+    ``fused``: on CPU, one C kernel pass (lnl.kernels) instead of the eager ops; same value and gradient.
+    """
+    if fused and kernels.losses_ok(logits):
+        return kernels.neg_entropy(logits)
     logp = F.log_softmax(logits.float(), dim=2)
     return (logp.exp() * logp).sum(dim=2).mean()
 
 
-def bias_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def bias_ce(logits: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """Sum over the 3 heads of each head's mean cross-entropy over non-background pixels.
 
-    ``labels``: (N, 3, H, W) integer bins, ``IGNORE_INDEX`` on background pixels.
+    ``labels``: (N, 3, H, W) integer bins, ``IGNORE_INDEX`` on background pixels. ``fused``: on
+    CPU with uint8 labels, one C kernel pass (lnl.kernels) instead of the eager ops.
     """
+    if fused and kernels.losses_ok(logits, labels):
+        return kernels.bias_ce(logits, labels)
     n, heads, bins, h, w = logits.shape
     target = labels.long().view(n * heads, h, w)
     per_pixel = F.cross_entropy(logits.float().view(n * heads, bins, h, w), target,

@@ -54,6 +54,8 @@ class Method(abc.ABC):
         self.opt_fg = make_optimizer(cfg, list(model.f.parameters()) + list(model.g.parameters()), cfg.lr,
                                      graphable)
         self.opt_h = make_optimizer(cfg, model.h.parameters(), cfg.bias_lr or cfg.lr, graphable)
+        # lnl.kernels' one-pass losses on CPU (same values and gradients; ctypes calls don't compile)
+        self.fused = cfg.cpu_kernels and not compile
         wrap = torch.compile if compile else (lambda m: m)
         self.f, self.g, self.h = wrap(model.f), wrap(model.g), wrap(model.h)
 
@@ -87,7 +89,7 @@ class Method(abc.ABC):
         """Train h on detached features: measures color information, changes nothing else."""
         with self.autocast():
             logits = self.h(feat)
-            loss = bias_ce(logits, bias)
+            loss = bias_ce(logits, bias, fused=self.fused)
         self.opt_h.zero_grad()
         loss.backward()
         self.opt_h.step()
@@ -150,7 +152,7 @@ class LearningNotToLearn(Method):
             with self.autocast():
                 feat = self.f(x)
                 ce = F.cross_entropy(self.g(feat).float(), y)
-                ne = neg_entropy(self.h(feat))
+                ne = neg_entropy(self.h(feat), fused=self.fused)
             self.opt_fg.zero_grad(set_to_none=False)
             (ce + cfg.lambda_ * ne).backward()
             self.opt_fg.step()
@@ -159,7 +161,7 @@ class LearningNotToLearn(Method):
         # (B) h learns the bias; f unlearns it through the gradient reversal layer.
         with self.autocast():
             logits = self.h(grad_reverse(self.f(x), cfg.mu))
-            bl = bias_ce(logits, bias)
+            bl = bias_ce(logits, bias, fused=self.fused)
         self.opt_fg.zero_grad(set_to_none=False)
         self.opt_h.zero_grad()
         bl.backward()
@@ -174,10 +176,10 @@ class LearningNotToLearn(Method):
             ce = F.cross_entropy(self.g(feat).float(), y)
             h.requires_grad_(False)  # the entropy term must not train h
             try:
-                ne = neg_entropy(self.h(feat))
+                ne = neg_entropy(self.h(feat), fused=self.fused)
             finally:
                 h.requires_grad_(True)
-            bl = bias_ce(self.h(grad_reverse(feat, cfg.mu)), bias)
+            bl = bias_ce(self.h(grad_reverse(feat, cfg.mu)), bias, fused=self.fused)
         self.opt_fg.zero_grad()
         self.opt_h.zero_grad()
         (ce + cfg.lambda_ * ne + bl).backward()

@@ -1,16 +1,22 @@
 """Fused C kernels for the CPU hot spots of the training step, with eager fallbacks.
 
-The memory-bound parts of the paper's network dominate a CPU step once the
-convolutions run in bf16 on AMX: on a 2-core machine ``max_pool2d`` + ReLU at
-28x28 (forward, int64 indices, zero-filled scatter backward) costs more than
-the convolution in front of it. :func:`max_pool_relu` replaces that chain by one
-C kernel per direction (``pool_relu.c``) with the same values and gradients.
+Once the convolutions run in bf16 on AMX, the memory-bound parts of the paper's
+network dominate a CPU step: each eager op is another pass over a large
+activation. One C kernel per direction replaces each chain, with the same values
+and gradients (``tests/test_kernels.py``):
 
-The C source is compiled on first use with the system C compiler (``$CC``,
+* :func:`max_pool_relu` (``pool_relu.c``): f's max-pool + ReLU at 28x28, with
+  one-byte window offsets instead of int64 indices and a gather backward instead
+  of a zero-filled scatter;
+* :func:`batch_norm_relu` (``bn_relu.c``): h's batch norm (training mode) + ReLU;
+* :func:`neg_entropy`, :func:`bias_ce` (``bias_losses.c``): LNL's two losses on h's
+  logits, one pass each that also writes the gradient (used by ``lnl.losses``).
+
+The C sources are compiled on first use with the system C compiler (``$CC``,
 else ``cc``) into a per-user cache (``$LNL_KERNEL_CACHE``, else
 ``~/.cache/lnl/kernels``), keyed by the source, flags, compiler and CPU, and
 loaded with :mod:`ctypes`: no Python headers, ninja or torch extension build is
-needed, and a build takes well under a second. The library is written under a
+needed, and a build takes about a second (1.3 s here). The library is written under a
 temporary name and renamed into place, so concurrent processes (sweep workers)
 never load a half-written file. Without a working compiler, or for tensors the
 kernel does not cover (CUDA, NCHW, fp16, ...), the eager PyTorch ops run
@@ -36,8 +42,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from lnl.data.colored import IGNORE_INDEX
+
 HERE = Path(__file__).parent
-SOURCES = [HERE / "pool_relu.c", HERE / "bn_relu.c"]
+SOURCES = [HERE / "pool_relu.c", HERE / "bn_relu.c", HERE / "bias_losses.c"]
 HEADERS = [HERE / "common.h"]
 # -ffp-contract=off: no fused multiply-adds, so the backward recomputes the forward's ReLU mask bit for bit.
 FLAG_SETS = tuple([*flags, "-ffp-contract=off"] for flags in
@@ -115,6 +123,9 @@ def _declare(lib: ctypes.CDLL) -> None:
             getattr(lib, name).restype = i
         getattr(lib, f"lnl_bn_relu_{dtype}_fwd").argtypes = [ptr] * 7 + [ctypes.c_long, i, ctypes.c_float]
         getattr(lib, f"lnl_bn_relu_{dtype}_bwd").argtypes = [ptr] * 9 + [ctypes.c_long, i]
+        getattr(lib, f"lnl_losses_{dtype}_neg_entropy").argtypes = [ptr, ptr, ctypes.c_long, i, i, ptr]
+        getattr(lib, f"lnl_losses_{dtype}_bias_ce").argtypes = [ptr, ptr, ptr, ctypes.c_long, i, i, i, ptr, ptr]
+        getattr(lib, f"lnl_losses_{dtype}_scale_grad").argtypes = [ptr, ptr, ptr, ctypes.c_long, ctypes.c_long]
 
 
 def library() -> ctypes.CDLL | None:
@@ -144,21 +155,29 @@ def describe() -> str:
 
 
 def _self_check() -> str | None:
-    """Both kernels on a small input against the eager ops (guards against a miscompiled library)."""
+    """Every kernel on a small input against the eager ops (guards against a miscompiled library)."""
+    from lnl.losses import bias_ce, neg_entropy  # lnl.losses uses this module: import here
+
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
+    z = torch.randn(2, 3, 8, 4, 5, generator=gen)
+    labels = torch.randint(0, 8, (2, 3, 4, 5), generator=gen).masked_fill_(
+        torch.rand(2, 3, 4, 5, generator=gen) < 0.3, IGNORE_INDEX).to(torch.uint8)
     bn = torch.nn.BatchNorm2d(5)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5, generator=gen)
         bn.bias.uniform_(-0.5, 0.5, generator=gen)
     bn_eager = copy.deepcopy(bn)
-    checks = [(lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1))),
-              (lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t)))]
-    for fused, eager in checks:
-        a, b = fused(x), eager(x)
+    checks = [(x, lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1))),
+              (x, lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t))),
+              (z, lambda t: _NegEntropy.apply(t), neg_entropy),
+              (z, lambda t: _BiasCE.apply(t, labels), lambda t: bias_ce(t, labels))]
+    for inputs, fused, eager in checks:
+        inputs = inputs.detach().requires_grad_(True)
+        a, b = fused(inputs), eager(inputs)
         grad = torch.randn(a.shape, generator=gen)
-        ga, = torch.autograd.grad(a, x, grad)
-        gb, = torch.autograd.grad(b, x, grad)
+        (ga,) = torch.autograd.grad(a, inputs, grad)
+        (gb,) = torch.autograd.grad(b, inputs, grad)
         if not (torch.allclose(a, b, rtol=1e-4, atol=1e-5) and torch.allclose(ga, gb, rtol=1e-4, atol=1e-5)):
             return "the built library disagrees with the eager ops on a test input"
     return None
@@ -262,3 +281,80 @@ def batch_norm_relu(x: torch.Tensor, bn: torch.nn.BatchNorm2d, fused: bool = Tru
             and fused_ok(x) and bn.weight.dtype == torch.float32):
         return _BatchNormReLU.apply(x, bn.weight, bn.bias, bn)
     return F.relu(bn(x))
+
+
+def _as_double(t: torch.Tensor) -> float:
+    return float(t.item()) if isinstance(t, torch.Tensor) else float(t)
+
+
+class _NegEntropy(torch.autograd.Function):
+    """lnl.losses.neg_entropy in one pass that also writes the (unscaled) gradient."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n, heads, bins, h, w = logits.shape
+        grad = torch.empty(logits.shape, dtype=torch.float32)
+        total = ctypes.c_double()
+        if getattr(library(), f"lnl_losses_{_DTYPES[logits.dtype]}_neg_entropy")(
+                logits.data_ptr(), grad.data_ptr(), n * heads, bins, h * w, ctypes.byref(total)):
+            raise RuntimeError(f"lnl kernel: {bins} bins is more than the kernel supports")
+        count = n * heads * h * w
+        ctx.save_for_backward(grad)
+        ctx.plane_scale, ctx.dtype = torch.full((n * heads,), 1.0 / max(count, 1)), logits.dtype
+        return torch.tensor(total.value / max(count, 1), dtype=torch.float32)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return _scaled(grad, ctx.plane_scale * _as_double(grad_out), ctx.dtype)
+
+
+class _BiasCE(torch.autograd.Function):
+    """lnl.losses.bias_ce in one pass that also writes the (unscaled) gradient."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n, heads, bins, h, w = logits.shape
+        grad = torch.empty(logits.shape, dtype=torch.float32)
+        loss, count = torch.zeros(heads, dtype=torch.float64), torch.zeros(heads, dtype=torch.int64)
+        if getattr(library(), f"lnl_losses_{_DTYPES[logits.dtype]}_bias_ce")(
+                logits.data_ptr(), labels.data_ptr(), grad.data_ptr(), n * heads, bins, h * w, heads,
+                loss.data_ptr(), count.data_ptr()):
+            raise RuntimeError(f"lnl kernel: {bins} bins or {heads} heads is more than the kernel supports")
+        per_head = 1.0 / count.clamp_min(1).double()
+        ctx.save_for_backward(grad)
+        ctx.plane_scale, ctx.dtype = per_head.float().repeat(n), logits.dtype  # plane b is head b % heads
+        return (loss * per_head).sum().float()
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return _scaled(grad, ctx.plane_scale * _as_double(grad_out), ctx.dtype), None
+
+
+def _scaled(grad: torch.Tensor, plane_scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``grad * plane_scale[plane]`` in ``dtype``, one pass."""
+    out = torch.empty(grad.shape, dtype=dtype)
+    planes = plane_scale.numel()
+    getattr(library(), f"lnl_losses_{_DTYPES[dtype]}_scale_grad")(
+        grad.data_ptr(), plane_scale.contiguous().data_ptr(), out.data_ptr(), planes, grad.numel() // planes)
+    return out
+
+
+def losses_ok(logits: torch.Tensor, labels: torch.Tensor | None = None) -> bool:
+    """Whether the loss kernels cover these (N, heads, bins, H, W) logits (and (N, heads, H, W) labels)."""
+    return (logits.device.type == "cpu" and logits.dim() == 5 and logits.dtype in _DTYPES
+            and logits.is_contiguous() and logits.shape[2] <= 64 and logits.shape[1] <= 16
+            and (labels is None or (labels.dtype == torch.uint8 and labels.is_contiguous()
+                                    and labels.shape == logits.shape[:2] + logits.shape[3:]))
+            and available())
+
+
+def neg_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """:func:`lnl.losses.neg_entropy` by the C kernel; call through lnl.losses (which checks losses_ok)."""
+    return _NegEntropy.apply(logits)
+
+
+def bias_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """:func:`lnl.losses.bias_ce` by the C kernel; call through lnl.losses (which checks losses_ok)."""
+    return _BiasCE.apply(logits, labels)

@@ -28,4 +28,33 @@ static inline void lnl_store_bf16(const float *restrict in, uint16_t *restrict q
 static inline void lnl_load_f32(const float *restrict p, float *restrict out, int C) { memcpy(out, p, (size_t)C * 4); }
 static inline void lnl_store_f32(const float *restrict in, float *restrict q, int C) { memcpy(q, in, (size_t)C * 4); }
 
+/* exp and log for the loss kernels, written so loops over them vectorize (Cephes' single-precision
+ * polynomials, about 1 ulp; libm's expf/logf are scalar calls). lnl_expf: x <= 88; lnl_logf: x > 0 normal. */
+static inline float lnl_expf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    /* round to nearest by adding and removing 1.5 * 2^23 (floorf does not vectorize without -ffast-math) */
+    float fx = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+    x = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float z = x * x, y = 1.9875691500e-4f;
+    y = y * x + 1.3981999507e-3f; y = y * x + 8.3334519073e-3f; y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f; y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)fx + 127) << 23; float scale; memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+static inline float lnl_logf(float x) {
+    uint32_t u; memcpy(&u, &x, 4);
+    float e = (float)((int32_t)((u >> 23) & 0xffu) - 126);  /* x = m * 2^e, m in [0.5, 1) */
+    u = (u & 0x807fffffu) | 0x3f000000u; float m; memcpy(&m, &u, 4);
+    int small = m < 0.70710678f;
+    e = small ? e - 1.0f : e;
+    m = small ? m + m - 1.0f : m - 1.0f;
+    float z = m * m, y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f; y = y * m + 1.1676998740e-1f; y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f; y = y * m - 1.6668057665e-1f; y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f; y = y * m + 3.3333331174e-1f;
+    y = y * m * z - 2.12194440e-4f * e - 0.5f * z;
+    return m + y + 0.693359375f * e;
+}
+
 #endif
