@@ -31,9 +31,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from lnl import kernels
 from lnl.config import Config
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
-from lnl import kernels
 from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lnl.kernels import batch_norm_relu, max_pool_relu
+from lnl.kernels import batch_norm_relu, max_pool_relu, uses_batch_statistics
 from lnl.registry import Registry
 
 ARCHS: Registry = Registry("architecture")
@@ -66,7 +66,7 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last = self.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-        if self.fused_kernels and self.training and x.device.type == "cpu" and _foldable(self.bn0):
+        if self.fused_kernels and x.device.type == "cpu" and uses_batch_statistics(self.bn0):
             x = self._bn0_conv1_folded(x, channels_last)
         else:
             # The 3-channel input batch norm is ~10x slower in channels-last on CPU, so it
@@ -79,7 +79,6 @@ class FeatureExtractor(nn.Module):
         if isinstance(self.bn2, nn.BatchNorm2d):
             return batch_norm_relu(self.conv2(x), self.bn2, fused=self.fused_kernels)
         return F.relu(self.conv2(x))
-
 
     def _bn0_conv1_folded(self, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
         """``conv1(bn0(x))`` in training mode, with bn0's affine part folded into conv1's weights.
@@ -109,11 +108,6 @@ class FeatureExtractor(nn.Module):
         if channels_last:
             folded = folded.contiguous(memory_format=torch.channels_last)
         return F.conv2d(inputs, folded, self.conv1.bias, padding=self.conv1.padding)
-
-
-def _foldable(bn: nn.BatchNorm2d) -> bool:
-    """A batch norm in training mode that FeatureExtractor._bn0_conv1_folded reproduces."""
-    return bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
 
 
 class LabelClassifier(nn.Module):

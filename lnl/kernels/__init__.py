@@ -233,6 +233,9 @@ def max_pool_relu(x: torch.Tensor, fused: bool = True) -> torch.Tensor:
     return F.relu(F.max_pool2d(x, 3, 2, 1))
 
 
+_BN_ERRORS = {1: "out of memory", 2: "empty batch or more than 1024 channels"}
+
+
 class _BatchNormReLU(torch.autograd.Function):
     """Training-mode batch norm (batch statistics) followed by ReLU; updates the running statistics."""
 
@@ -244,10 +247,11 @@ class _BatchNormReLU(torch.autograd.Function):
         y = torch.empty_like(x, memory_format=torch.channels_last)
         stats = torch.empty((3, c), dtype=torch.float32)  # mean, invstd, biased variance
         weight, bias = weight.detach().float().contiguous(), bias.detach().float().contiguous()
-        if getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_fwd")(
-                x.data_ptr(), y.data_ptr(), weight.data_ptr(), bias.data_ptr(), stats[0].data_ptr(),
-                stats[1].data_ptr(), stats[2].data_ptr(), m, c, bn.eps):
-            raise MemoryError("lnl kernel: batch norm buffers")
+        code = getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_fwd")(
+            x.data_ptr(), y.data_ptr(), weight.data_ptr(), bias.data_ptr(), stats[0].data_ptr(),
+            stats[1].data_ptr(), stats[2].data_ptr(), m, c, bn.eps)
+        if code:
+            raise RuntimeError(f"lnl kernel: batch norm forward failed ({_BN_ERRORS.get(code, code)})")
         with torch.no_grad():  # the running statistics, as nn.BatchNorm2d updates them
             bn.num_batches_tracked.add_(1)
             bn.running_mean.lerp_(stats[0].to(bn.running_mean.dtype), bn.momentum)
@@ -262,12 +266,19 @@ class _BatchNormReLU(torch.autograd.Function):
         grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
         dx = torch.empty_like(x, memory_format=torch.channels_last)
         dweight, dbias = torch.empty(c), torch.empty(c)
-        if getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_bwd")(
-                x.data_ptr(), grad.data_ptr(), dx.data_ptr(), weight.data_ptr(), bias.data_ptr(),
-                stats[0].data_ptr(), stats[1].data_ptr(), dweight.data_ptr(), dbias.data_ptr(), n * h * w, c):
-            raise MemoryError("lnl kernel: batch norm buffers")
+        code = getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_bwd")(
+            x.data_ptr(), grad.data_ptr(), dx.data_ptr(), weight.data_ptr(), bias.data_ptr(),
+            stats[0].data_ptr(), stats[1].data_ptr(), dweight.data_ptr(), dbias.data_ptr(), n * h * w, c)
+        if code:
+            raise RuntimeError(f"lnl kernel: batch norm backward failed ({_BN_ERRORS.get(code, code)})")
         return (dx, dweight if ctx.needs_input_grad[1] else None, dbias if ctx.needs_input_grad[2] else None,
                 None)
+
+
+def uses_batch_statistics(bn: torch.nn.BatchNorm2d) -> bool:
+    """A batch norm in training mode, affine, updating its running statistics with a momentum: the
+    case the fused paths (this kernel, models.FeatureExtractor's folded input batch norm) reproduce."""
+    return bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
 
 
 def batch_norm_relu(x: torch.Tensor, bn: torch.nn.BatchNorm2d, fused: bool = True) -> torch.Tensor:
@@ -277,8 +288,7 @@ def batch_norm_relu(x: torch.Tensor, bn: torch.nn.BatchNorm2d, fused: bool = Tru
     running statistics with a momentum); anything else (eval mode, ``momentum=None``, no affine
     parameters, CUDA, NCHW) runs the eager ops.
     """
-    if (fused and bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
-            and fused_ok(x) and bn.weight.dtype == torch.float32):
+    if fused and uses_batch_statistics(bn) and fused_ok(x) and bn.weight.dtype == torch.float32:
         return _BatchNormReLU.apply(x, bn.weight, bn.bias, bn)
     return F.relu(bn(x))
 
