@@ -188,6 +188,8 @@ def available() -> bool:
 
 
 _DTYPES = {torch.bfloat16: "bf16", torch.float32: "f32"}
+# Sizes the C sources keep in stack buffers: LNL_MAX_C (common.h), MAX_K and MAX_HEADS (bias_losses.c).
+MAX_CHANNELS, MAX_BINS, MAX_HEADS = 1024, 64, 16
 
 
 def _pooled(size: int) -> int:
@@ -222,7 +224,7 @@ class _MaxPoolReLU(torch.autograd.Function):
 
 def fused_ok(x: torch.Tensor) -> bool:
     """Whether the C kernel covers ``x``: a CPU, channels-last, bf16/fp32 (N, C, H, W) tensor."""
-    return (x.device.type == "cpu" and x.dim() == 4 and x.dtype in _DTYPES and x.shape[1] <= 1024
+    return (x.device.type == "cpu" and x.dim() == 4 and x.dtype in _DTYPES and x.shape[1] <= MAX_CHANNELS
             and x.is_contiguous(memory_format=torch.channels_last) and available())
 
 
@@ -233,7 +235,7 @@ def max_pool_relu(x: torch.Tensor, fused: bool = True) -> torch.Tensor:
     return F.relu(F.max_pool2d(x, 3, 2, 1))
 
 
-_BN_ERRORS = {1: "out of memory", 2: "empty batch or more than 1024 channels"}
+_BN_ERRORS = {1: "out of memory", 2: f"empty batch or more than {MAX_CHANNELS} channels"}
 
 
 class _BatchNormReLU(torch.autograd.Function):
@@ -354,7 +356,7 @@ def _scaled(grad: torch.Tensor, plane_scale: torch.Tensor, dtype: torch.dtype) -
 def losses_ok(logits: torch.Tensor, labels: torch.Tensor | None = None) -> bool:
     """Whether the loss kernels cover these (N, heads, bins, H, W) logits (and (N, heads, H, W) labels)."""
     return (logits.device.type == "cpu" and logits.dim() == 5 and logits.dtype in _DTYPES
-            and logits.is_contiguous() and logits.shape[2] <= 64 and logits.shape[1] <= 16
+            and logits.is_contiguous() and logits.shape[2] <= MAX_BINS and logits.shape[1] <= MAX_HEADS
             and (labels is None or (labels.dtype == torch.uint8 and labels.is_contiguous()
                                     and labels.shape == logits.shape[:2] + logits.shape[3:]))
             and available())
