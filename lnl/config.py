@@ -81,8 +81,17 @@ class Config:
                                        "(default: the cache folder, where a download lands)", identity=False)
     cache_dir: str = _f("data", "folder for downloaded MNIST and generated Colored MNIST caches",
                         identity=False)
-    palette: str = _f("default", "the 10 mean colors: 'default' (packaged palette.csv) or a CSV path "
-                                 "with columns digit,r,g,b (0-255)")
+    palette: str = _f("default", "the 10 mean colors: a packaged palette ('default': estimated from the "
+                                 "authors' released files; 'v1': the first guess) or a CSV path with columns "
+                                 "digit,r,g,b (0-255)")
+    strokes: str = _f("binary", "'binary': digits binarized at MNIST gray > 128 and filled with one flat color, "
+                                "as in the authors' released files; 'graded': gray level x color",
+                      choices=("binary", "graded"))
+    color_noise: str = _f("per_channel_var", "how sigma^2 maps onto the color jitter on [0, 1]: "
+                                             "'per_channel_var' N(0, sigma^2) per channel; 'total_var' "
+                                             "sigma^2/3 per channel; 'std' sigma^2 as the per-channel "
+                                             "standard deviation (calibrated on the Baseline and Gray rows)",
+                          choices=("per_channel_var", "total_var", "std"))
     data_seed: int = _f(0, "seed of the dataset's color draws and validation split (separate from --seed)")
     val_size: int = _f(5000, "MNIST training images held out as val_biased / val_unbiased")
     train_size: Optional[int] = _f(None, "use only the first N training images (quick runs, tests)")
@@ -110,6 +119,12 @@ class Config:
     lnl_step: str = _f("two_pass", "'two_pass': the official step (f,g update, then h and reversed f "
                                    "update); 'one_pass': one forward of f for both updates",
                        choices=("two_pass", "one_pass"))
+    init_from: Optional[str] = _f(None, "start from the final checkpoint (weights and optimizer state, as the "
+                                        "authors do) of a run of this method (e.g. 'baseline') with the same data, "
+                                        "seed and architecture, trained with --init-recipe; it is found by its run "
+                                        "id in --runs-dir, or trained first. The bias heads start fresh")
+    init_recipe: Optional[str] = _f(None, "the recipe of the --init-from run (default: this run's --recipe)",
+                                    identity=False)
     bias_probe: bool = _f(True, "methods without an adversary train h on detached features, so "
                                 "bias/acc measures the color the features carry for every method")
 
@@ -201,6 +216,12 @@ class Config:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(key, f"must be >= 1 or None; got {value}")
+        if self.init_from is not None:
+            if self.init_from not in METHODS:
+                raise ConfigError("init_from", f"must be one of {', '.join(METHODS.names())} or None; "
+                                               f"got {self.init_from!r}")
+            if not (self.init_recipe or self.recipe):
+                raise ConfigError("init_recipe", "is needed with --init-from (or give this run a --recipe)")
         if self.data_source == "official" and not self.data_path:
             raise ConfigError("data_path", "is required with --data-source official "
                                            "(a mnist_10color_jitter_var_<var>.npy file)")
@@ -256,11 +277,40 @@ class Config:
         """
         defaults = Config().identity()
         changed = {k: v for k, v in self.identity().items() if v != defaults.get(k)}
+        if DATA_VERSION > 1:
+            changed["data_version"] = DATA_VERSION
+        if self.init_from is not None:
+            # The starting point is part of what the run computes: the pretraining run's own identity.
+            changed["init_run"] = self.init_config().default_run_id()
         blob = json.dumps(changed, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
     def default_run_id(self) -> str:
         return f"{self.method}-cv{self.color_var:.3f}-s{self.seed}-{self.identity_hash()}"
+
+    def init_config(self) -> "Config":
+        """The config of the run this one starts from (``init_from``): that method with
+        ``init_recipe``'s values for it, and this run's data, seed, architecture, precision
+        and execution settings. Its run id is deterministic, so every run (a sweep's trials,
+        an Optuna study's, a grid's) that starts from it shares one pretrained run."""
+        if self.init_from is None:
+            raise ValueError("init_config() needs init_from")
+        inherited = {k: v for k, v in self.to_dict().items() if k not in _NOT_INHERITED}
+        values = {**inherited, "method": self.init_from, "recipe": self.init_recipe or self.recipe,
+                  "resume": True, "tags": list(self.tags) + ["pretrain"]}
+        return Config.from_dict(values)
+
+
+# Bumped whenever the default data change (2: binary strokes, palette from the authors' files), so that
+# runs on different data never share a run id.
+DATA_VERSION = 2
+
+# What a pretraining run (Config.init_config) does not take from the run that starts from it: the
+# optimization and method settings (they come from the pretraining recipe) and the run's own names.
+_NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr", "bias_lr", "momentum",
+                  "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "warmup_epochs",
+                  "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group", "job_type", "study",
+                  "trial", "tags"}
 
 
 # ---------------------------------------------------------------------------------------

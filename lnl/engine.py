@@ -19,6 +19,7 @@ numbers as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import platform
@@ -39,7 +40,7 @@ from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
 from lnl.models import LNLNet, build_model
-from lnl.records import CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record, write_json_atomic
+from lnl.records import CHECKPOINT, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record, write_json_atomic
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -112,7 +113,8 @@ def load_data(cfg: Config) -> ColoredMnist:
     if cfg.data_source == "official":
         return load_official(cfg.data_path, val_size=cfg.val_size, data_seed=cfg.data_seed)
     return load_generated(cfg.color_var, cfg.palette, cfg.data_seed, cfg.val_size,
-                          cache_dir=cfg.cache_dir, data_dir=cfg.data_dir)
+                          cache_dir=cfg.cache_dir, data_dir=cfg.data_dir, strokes=cfg.strokes,
+                          color_noise=cfg.color_noise)
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,6 +148,15 @@ def confusion_matrix(labels: np.ndarray, pred: np.ndarray, n: int = 10) -> list[
 
 # ---------------------------------------------------------------------------------------
 # learning-rate schedule
+def _lr_lambda(cfg: Config, steps_per_epoch: int, first_epoch_lr: float | None) -> Callable[[int], float]:
+    """The LambdaLR multiplier: :func:`lr_factor`, except that a run started from a pretrained
+    optimizer state runs its first epoch at the restored learning rate (see :func:`load_pretrained`)."""
+    if first_epoch_lr is None:
+        return lambda step: lr_factor(cfg, step, steps_per_epoch)
+    first = first_epoch_lr / cfg.lr
+    return lambda step: first if step < steps_per_epoch else lr_factor(cfg, step, steps_per_epoch)
+
+
 def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
     """Multiplier of the base learning rate at global ``step`` (0-based)."""
     if cfg.lr_schedule == "step":
@@ -161,10 +172,84 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> str:
+    """Write ``state`` atomically; returns the file's SHA-256."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        digest = _sha256(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# pretrained start (Config.init_from)
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (POSIX ``flock``): one process at a time trains a shared pretraining run."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as stream:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
+
+
+def pretrained_start(cfg: Config) -> dict[str, Any]:
+    """The final state of the run ``cfg`` starts from (``cfg.init_from``), training it first if needed.
+
+    The pretraining run is :meth:`Config.init_config`, found by its deterministic run id in
+    ``cfg.runs_dir``; a lock beside it makes concurrent workers (Optuna ``--n-jobs``, several
+    ``wandb agent``s, ``run_sweep.py``) train it once and share it. Returns ``{"run_id", "sha256",
+    "state"}`` where ``state`` holds the model and optimizer state dicts.
+    """
+    pre = cfg.init_config()
+    pre_id = pre.default_run_id()
+    pre_dir = Path(pre.runs_dir) / pre_id
+    with _file_lock(Path(pre.runs_dir) / f".{pre_id}.lock"):
+        record = read_record(pre_dir)
+        if not (record and record.get("status") == "finished"):
+            print(f"lnl: {cfg.method} starts from {pre_id} ({pre.method}, recipe {pre.recipe}); training it first",
+                  flush=True)
+            result = train(pre)
+            if result.status != "finished":
+                raise RuntimeError(f"pretraining run {pre_id} ended {result.status}: {result.reason}")
+            record = read_record(pre_dir)
+    saved = (record or {}).get("final_checkpoint") or {}
+    path = pre_dir / saved.get("file", FINAL_CHECKPOINT)
+    if not path.is_file() or _sha256(path) != saved.get("sha256"):
+        raise RuntimeError(f"pretraining run {pre_id} is finished but its final checkpoint {path} is missing or "
+                           "does not match the checksum in its record; move the run folder aside to retrain it")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {"run_id": pre_id, "sha256": saved["sha256"], "state": state}
+
+
+def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> float:
+    """Load f and g (not the bias heads, which start fresh) and the f+g optimizer state (momentum
+    buffers and learning rate) of ``start``. Returns the restored learning rate, which the first
+    epoch runs at: the authors build their schedulers before loading the optimizer state, so their
+    first LNL epoch keeps the pretrained run's last learning rate and the restarted schedule applies
+    from the second epoch on (official trainer.py, ``_set_optimizer`` then ``_load_model``)."""
+    weights = {k: v for k, v in start["state"]["model"].items() if not k.startswith("h.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or any(not k.startswith("h.") for k in missing):
+        raise RuntimeError(f"pretrained weights of {start['run_id']} do not fit this architecture "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    method.opt_fg.load_state_dict(start["state"]["optimizers"]["fg"])
+    return float(method.opt_fg.param_groups[0]["lr"])
 
 
 def _summary(epochs: list[dict[str, Any]], confusion: dict[str, Any], status: str) -> dict[str, Any]:
@@ -203,8 +288,10 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
         return RunResult.from_record(previous, run_dir)
     checkpoint = None
     if cfg.resume and ckpt_path.is_file():
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    elif run_dir.exists():
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file
+    # The pretrained start is found (or trained) before this run's folder is touched.
+    start = pretrained_start(cfg) if cfg.init_from and checkpoint is None else None
+    if checkpoint is None and run_dir.exists():
         shutil.rmtree(run_dir)  # a fresh run replaces an old one of the same id
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -227,8 +314,16 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     method: Method = method_cls(cfg, model, autocast, compile=cfg.compile)
     steps_per_epoch = max(1, len(data["train"]) // cfg.batch_size
                           + (1 if len(data["train"]) % cfg.batch_size > 1 else 0))
+    init: dict[str, Any] = (checkpoint or {}).get("init") or {}
+    if start is not None:
+        init = {"from_run": start["run_id"], "sha256": start["sha256"],
+                "first_epoch_lr": load_pretrained(model, method, start)}
+    if init:
+        for group in method.opt_fg.param_groups:
+            group["initial_lr"] = cfg.lr  # the restarted schedule's base, not the pretrained run's
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: lr_factor(cfg, step, steps_per_epoch)) for name, opt in method.optimizers.items()}
+        opt, _lr_lambda(cfg, steps_per_epoch, init.get("first_epoch_lr") if name == "fg" else None))
+        for name, opt in method.optimizers.items()}
 
     epochs: list[dict[str, Any]] = []
     confusion: dict[str, Any] = {}
@@ -257,7 +352,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
                 "cpu_kernels": cpu_kernels_status(cfg, device)},
         "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": (previous or {}).get("created_at") if checkpoint is not None else None,
-        "wandb": wandb_info,
+        "wandb": wandb_info, "init": init or None,
     }
     record["created_at"] = record["created_at"] or time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if tracker is None:
@@ -288,6 +383,12 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     finally:
         record["status"], record["reason"] = status, reason
         record["final"] = _summary(epochs, confusion, status)
+        if status == "finished":
+            # Weights and optimizer state, for runs that start from this one (Config.init_from).
+            digest = _save_checkpoint(run_dir / FINAL_CHECKPOINT, {
+                "model": model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()}})
+            record["final_checkpoint"] = {"file": FINAL_CHECKPOINT, "sha256": digest}
         tracker.finish(record)
         record["wandb"] = tracker.info
         save_record()
@@ -312,6 +413,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
     step = graphed_step(method, data.device, cfg.batch_size, cfg.cuda_graphs and not cfg.compile)
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
+        epoch_lr = method.opt_fg.param_groups[0]["lr"]  # the learning rate this epoch starts with
         sums: dict[str, torch.Tensor] = {}
         n_steps = 0
         bar = tqdm(data.batches("train", cfg.batch_size, _epoch_generator(cfg.seed, epoch)),
@@ -338,7 +440,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
         eval_s = time.perf_counter() - t_eval
         metrics: dict[str, Any] = {
             "epoch": epoch + 1,
-            "lr": method.opt_fg.param_groups[0]["lr"],
+            "lr": epoch_lr,
             "train/ce": means.get("train/ce"),
             "train/entropy": means.get("train/entropy"),
             "bias/loss": means.get("bias/loss"),
@@ -369,7 +471,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
                 "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                 "epochs": epochs, "confusion": confusion,
                 "timings": dict(timings),
-                "torch_rng": torch.get_rng_state(), "wandb": tracker.info})
+                "torch_rng": torch.get_rng_state(), "wandb": tracker.info, "init": record.get("init")})
         if on_epoch is not None:
             try:
                 on_epoch(epoch + 1, metrics)

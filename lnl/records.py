@@ -21,6 +21,7 @@ from typing import Any
 SCHEMA = "lnl.run/1"
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"
+FINAL_CHECKPOINT = "final.pt"  # weights + optimizer state of a finished run (Config.init_from)
 STATUSES = ("running", "finished", "diverged", "pruned", "failed")
 
 

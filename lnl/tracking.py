@@ -190,7 +190,8 @@ def open_tracker(cfg: Any, run_id: str, record: dict[str, Any], resume_id: str |
         project=cfg.wandb_project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
         entity=cfg.wandb_entity or os.environ.get("WANDB_ENTITY") or None,
         group=cfg.group or cfg.study or f"{cfg.method}-cv{cfg.color_var:.3f}",
-        job_type=default_job_type(cfg), tags=run_tags(cfg), name=run_id, config=record["config"],
+        job_type=default_job_type(cfg), tags=run_tags(cfg), name=run_id,
+        config={**record["config"], **({"init_run": record["init"]["from_run"]} if record.get("init") else {})},
         settings=wandb.Settings(init_timeout=float(os.environ.get("LNL_WANDB_INIT_TIMEOUT", "30")),
                                 silent=True, console="off"),
     )

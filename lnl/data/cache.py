@@ -98,11 +98,19 @@ def discard(folder: Path) -> None:
 
 
 def load_or_create(folder: Path, build: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]],
+                   accept: Callable[[dict[str, Any]], bool] | None = None,
                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Return the cached arrays, building and caching them first if needed."""
+    """Return the cached arrays, building and caching them first if needed.
+
+    ``accept(meta)`` checks that a cache found on disk was made for the request;
+    one it rejects is treated like a corrupt one (moved aside and rebuilt).
+    """
     if folder.exists():
         try:
-            return read(folder)
+            arrays, meta = read(folder)
+            if accept is not None and not accept(meta):
+                raise CacheInvalid(f"{folder}: made for other parameters than requested")
+            return arrays, meta
         except CacheInvalid as err:
             print(f"lnl: cache {folder} is invalid ({err}); rebuilding it", flush=True)
             discard(folder)

@@ -8,12 +8,17 @@ Splits (all uint8 images, (N, 28, 28, 3)):
   never the test set;
 * ``test``: the 10,000 MNIST test images, unbiased colors.
 
+``val_unbiased`` and ``test`` also carry the raw MNIST digits (``<split>_gray``,
+(N, 28, 28) uint8): the authors' files hold the raw test digits as
+``test_gray``, and that is what the Gray reference is tested on.
+
 A generated instance is a pure function of (data_seed, color_var, palette,
-val_size) and is cached on disk (see :mod:`lnl.data.cache`).
+strokes, color_noise, val_size) and is cached on disk (see :mod:`lnl.data.cache`).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ import numpy as np
 from lnl.data import cache, colored, safe_pickle
 from lnl.data.mnist import load_mnist
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: binary strokes by default, color_noise, raw gray test digits
 SPLITS = ("train", "val_biased", "val_unbiased", "test")
 
 
@@ -43,6 +48,13 @@ class ColoredMnist:
     def color(self, split: str) -> np.ndarray:
         return self.arrays[f"{split}_color"]
 
+    def gray(self, split: str) -> np.ndarray:
+        """Gray images of ``split`` as the Gray reference sees them: the raw MNIST digits where
+        the instance has them (``val_unbiased``, ``test``), else the luma of the colored images
+        (``train``, ``val_biased``: the brightness of each class's color stays a bias)."""
+        raw = self.arrays.get(f"{split}_gray")
+        return raw if raw is not None else colored.to_gray(self.x(split))
+
 
 def split_indices(n: int, val_size: int, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic (train, val) index split of ``n`` training images."""
@@ -51,45 +63,67 @@ def split_indices(n: int, val_size: int, data_seed: int) -> tuple[np.ndarray, np
 
 
 def generate(color_var: float, palette: np.ndarray, data_seed: int, val_size: int,
-             data_dir: str | None = None, cache_dir: str | Path = "data") -> ColoredMnist:
+             data_dir: str | None = None, cache_dir: str | Path = "data", strokes: str = "binary",
+             color_noise: str = "per_channel_var") -> ColoredMnist:
     """Build Colored MNIST from standard MNIST (no cache; see :func:`load_generated`)."""
     mnist = load_mnist(data_dir=data_dir, cache_dir=cache_dir)
-    # One independent stream per split, all derived from (data_seed, color_var).
+    # One independent stream per split, all derived from (data_seed, color_var); the same draws for
+    # every stroke style, so 'binary' and 'graded' differ only in how the color is painted.
     root = np.random.SeedSequence([data_seed, int(round(color_var * 1e6))])
     rng_train, rng_vb, rng_vu, rng_test = (np.random.default_rng(s) for s in root.spawn(4))
     tr, va = split_indices(len(mnist.train_y), val_size, data_seed)
     arrays: dict[str, np.ndarray] = {}
 
     def put(split: str, gray: np.ndarray, labels: np.ndarray, rng: np.random.Generator, biased: bool) -> None:
-        images, ids = colored.colorize(gray, labels, palette, color_var, rng, biased=biased)
+        images, ids = colored.colorize(gray, labels, palette, color_var, rng, biased=biased, strokes=strokes,
+                                       noise=color_noise)
         arrays[f"{split}_x"], arrays[f"{split}_y"], arrays[f"{split}_color"] = images, labels, ids
 
     put("train", mnist.train_x[tr], mnist.train_y[tr], rng_train, True)
     put("val_biased", mnist.train_x[va], mnist.train_y[va], rng_vb, True)
     put("val_unbiased", mnist.train_x[va], mnist.train_y[va], rng_vu, False)
     put("test", mnist.test_x, mnist.test_y, rng_test, False)
+    arrays["val_unbiased_gray"], arrays["test_gray"] = mnist.train_x[va], mnist.test_x
     return ColoredMnist(arrays, {"source": "generated", "mnist": mnist.source})
 
 
-def cache_key(color_var: float, palette: np.ndarray, data_seed: int, val_size: int) -> str:
-    digest = hashlib.sha256(np.round(palette * 255).astype(np.int64).tobytes()).hexdigest()[:8]
-    return f"v{FORMAT_VERSION}-cv{color_var:.4f}-seed{data_seed}-val{val_size}-pal{digest}"
+def cache_params(color_var: float, palette: np.ndarray, data_seed: int, val_size: int, strokes: str,
+                 color_noise: str) -> dict[str, Any]:
+    """Everything a generated instance depends on, exactly (``repr`` keeps every digit of the floats)."""
+    return {"format": FORMAT_VERSION, "color_var": repr(float(color_var)), "data_seed": int(data_seed),
+            "val_size": int(val_size), "strokes": strokes, "color_noise": color_noise,
+            "palette": [[repr(float(v)) for v in row] for row in palette]}
+
+
+def cache_key(params: dict[str, Any]) -> str:
+    """Folder name of a cached instance: readable fields plus a hash of all of ``params``."""
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    return (f"v{FORMAT_VERSION}-cv{float(params['color_var']):.4f}-{params['strokes']}-seed{params['data_seed']}"
+            f"-val{params['val_size']}-{digest}")
 
 
 def load_generated(color_var: float, palette_spec: str = "default", data_seed: int = 0,
                    val_size: int = 5000, cache_dir: str | Path = "data",
-                   data_dir: str | None = None) -> ColoredMnist:
-    """Colored MNIST from the on-disk cache, generating (and caching) it on a miss."""
+                   data_dir: str | None = None, strokes: str = "binary",
+                   color_noise: str = "per_channel_var") -> ColoredMnist:
+    """Colored MNIST from the on-disk cache, generating (and caching) it on a miss.
+
+    The cached manifest must hold exactly the requested parameters; a cache made
+    for other ones (a hash collision, a hand-copied folder) is rebuilt.
+    """
     palette = colored.load_palette(palette_spec)
-    params = {"format": FORMAT_VERSION, "color_var": color_var, "data_seed": data_seed,
-              "val_size": val_size, "palette": np.round(palette * 255).astype(int).tolist()}
-    folder = Path(cache_dir) / "colored_mnist" / cache_key(color_var, palette, data_seed, val_size)
+    params = cache_params(color_var, palette, data_seed, val_size, strokes, color_noise)
+    folder = Path(cache_dir) / "colored_mnist" / cache_key(params)
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        data = generate(color_var, palette, data_seed, val_size, data_dir=data_dir, cache_dir=cache_dir)
+        data = generate(color_var, palette, data_seed, val_size, data_dir=data_dir, cache_dir=cache_dir,
+                        strokes=strokes, color_noise=color_noise)
         return data.arrays, {**params, **data.meta}
 
-    arrays, meta = cache.load_or_create(folder, build)
+    def matches(meta: dict[str, Any]) -> bool:
+        return all(meta.get(k) == v for k, v in params.items())
+
+    arrays, meta = cache.load_or_create(folder, build, accept=matches)
     return ColoredMnist(arrays, meta)
 
 
@@ -121,10 +155,10 @@ def read_official_npy(path: str | Path) -> dict[str, np.ndarray]:
 def _recolor_unbiased(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Held-out official training images recolored with colors independent of their labels.
 
-    The authors' files hold no unbiased copy of training images. Each image is
-    gray x color; we estimate its color from its brightest pixel (MNIST strokes
-    reach 255), divide it out, and paint the digit with the color of another
-    held-out image whose class is drawn uniformly at random.
+    The authors' files hold no unbiased copy of training images. We estimate each
+    image's color from its brightest pixel (MNIST strokes reach 255), divide it
+    out, and paint the digit, binarized as in the authors' files, with the color
+    of another held-out image whose class is drawn uniformly at random.
     """
     flat = images.reshape(len(images), -1, 3).astype(np.float64)
     brightest = flat.sum(axis=2).argmax(axis=1)
@@ -140,6 +174,8 @@ def _recolor_unbiased(images: np.ndarray, labels: np.ndarray, rng: np.random.Gen
 
 
 def load_official(path: str | Path, val_size: int = 5000, data_seed: int = 0) -> ColoredMnist:
+    """The authors' file, split like a generated instance. ``test_gray`` comes from the file when it
+    has one; the held-out gray digits are the luma of their recolored images."""
     data = read_official_npy(path)
     train_x = np.asarray(data["train_image"], dtype=np.uint8)
     train_y = np.asarray(data["train_label"]).astype(np.int64).reshape(-1)
@@ -159,4 +195,8 @@ def load_official(path: str | Path, val_size: int = 5000, data_seed: int = 0) ->
         "val_unbiased_color": unknown(len(va)),
         "test_x": test_x, "test_y": test_y, "test_color": unknown(len(test_y)),
     }
+    if data.get("test_gray") is not None:
+        test_gray = np.asarray(data["test_gray"], dtype=np.uint8).reshape(-1, 28, 28)
+        if len(test_gray) == len(test_y):
+            arrays["test_gray"] = test_gray
     return ColoredMnist(arrays, {"source": "official", "path": str(path)})

@@ -33,7 +33,8 @@ class TensorSplit:
 
 
 class DeviceData:
-    """All splits on ``device``; ``gray=True`` replaces images with their luma (Gray method)."""
+    """All splits on ``device``; ``gray=True`` replaces images with their gray version
+    (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test)."""
 
     def __init__(self, data: ColoredMnist, device: torch.device, *, gray: bool = False,
                  train_size: int | None = None, test_size: int | None = None) -> None:
@@ -44,7 +45,7 @@ class DeviceData:
             n = limits.get(split) or len(data.y(split))
             images = data.x(split)[:n]
             bias = colored.bias_labels(images)  # always from the colored image: the bias is color
-            pixels = colored.to_gray(images)[:, None] if gray else images.transpose(0, 3, 1, 2)
+            pixels = data.gray(split)[:n, None] if gray else images.transpose(0, 3, 1, 2)
             self.splits[split] = TensorSplit(
                 x=torch.from_numpy(np.ascontiguousarray(pixels)).to(device),
                 y=torch.from_numpy(data.y(split)[:n].astype(np.int64)).to(device),
