@@ -19,6 +19,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train(cfg)
+    except ConfigError as err:  # found by train() before it touched anything: bad device, files, run state
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except MnistUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -155,6 +155,8 @@ class Config:
                                      "of the config, so a re-launch finds its run)", identity=False)
     resume: bool = _f(False, "continue the run from its last checkpoint; a finished run is not redone",
                       identity=False)
+    overwrite: bool = _f(False, "train a finished run of the same id again, replacing its record (without "
+                                "it, re-running a finished run is an error)", identity=False)
     progress: bool = _f(True, "show a progress bar", identity=False)
 
     # --- tracking (Weights & Biases) --------------------------------------------------

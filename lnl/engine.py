@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import math
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -33,14 +34,16 @@ import numpy as np
 import torch
 
 from lnl import kernels
-from lnl.config import Config
+from lnl.config import Config, ConfigError
+from lnl.data import colored
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
 from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
 from lnl.models import LNLNet, build_model
-from lnl.records import CHECKPOINT, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record, write_json_atomic
+from lnl.records import (CHECKPOINT, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record,
+                         write_json_atomic, write_text_atomic)
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -59,7 +62,9 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available")
+        raise ConfigError("device", f"{spec!r} requested but CUDA is not available on this machine")
+    if spec.startswith("cuda:") and int(spec[5:]) >= torch.cuda.device_count():
+        raise ConfigError("device", f"{spec!r} requested but this machine has {torch.cuda.device_count()} GPU(s)")
     return torch.device(spec)
 
 
@@ -110,8 +115,17 @@ def prepare_model(cfg: Config, device: torch.device) -> LNLNet:
 # ---------------------------------------------------------------------------------------
 # data
 def load_data(cfg: Config) -> ColoredMnist:
+    """The run's Colored MNIST; unreadable files (the authors' .npy, a palette CSV) are a ConfigError."""
     if cfg.data_source == "official":
-        return load_official(cfg.data_path, val_size=cfg.val_size, data_seed=cfg.data_seed)
+        try:
+            return load_official(cfg.data_path, val_size=cfg.val_size, data_seed=cfg.data_seed)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+            raise ConfigError("data_path", f"{cfg.data_path}: not a readable file in the authors' format "
+                                           f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+    try:
+        colored.load_palette(cfg.palette)
+    except ValueError as err:
+        raise ConfigError("palette", str(err)) from None
     return load_generated(cfg.color_var, cfg.palette, cfg.data_seed, cfg.val_size,
                           cache_dir=cfg.cache_dir, data_dir=cfg.data_dir, strokes=cfg.strokes,
                           color_noise=cfg.color_noise)
@@ -195,13 +209,20 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------
 # pretrained start (Config.init_from)
 @contextlib.contextmanager
-def _file_lock(path: Path):
-    """An exclusive advisory lock (POSIX ``flock``): one process at a time trains a shared pretraining run."""
+def _file_lock(path: Path, wait: bool = True, what: str = ""):
+    """An exclusive advisory lock (POSIX ``flock``, released by the kernel when its process dies).
+
+    ``wait=True``: block until it is free (workers sharing one pretraining run); ``wait=False``:
+    a clear error if another process holds it (two processes must not train one run folder).
+    """
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as stream:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ConfigError("run_id", f"{what or path} is being trained by another process right now") from None
         try:
             yield
         finally:
@@ -219,7 +240,7 @@ def pretrained_start(cfg: Config) -> dict[str, Any]:
     pre = cfg.init_config()
     pre_id = pre.default_run_id()
     pre_dir = Path(pre.runs_dir) / pre_id
-    with _file_lock(Path(pre.runs_dir) / f".{pre_id}.lock"):
+    with _file_lock(Path(pre.runs_dir) / f".{pre_id}.pretrain.lock"):  # not the run's own lock, which train() takes
         record = read_record(pre_dir)
         if not (record and record.get("status") == "finished"):
             print(f"lnl: {cfg.method} starts from {pre_id} ({pre.method}, recipe {pre.recipe}); training it first",
@@ -274,41 +295,96 @@ def _summary(epochs: list[dict[str, Any]], confusion: dict[str, Any], status: st
 
 
 def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any = None) -> RunResult:
-    """Train one run as ``config`` says and return its :class:`RunResult` (see module doc)."""
-    from lnl.tracking import open_tracker  # W&B is optional; imported lazily
+    """Train one run as ``config`` says and return its :class:`RunResult` (see module doc).
+
+    Raises :class:`ConfigError` (one line, before any run folder is touched) for inputs that can't
+    work: an unavailable device, unreadable data or palette files, a finished run without
+    ``resume``/``overwrite``, a run another process is training, a checkpoint of another configuration.
+    """
 
     cfg = config.validate()
     wall_start = time.perf_counter()
     run_id = cfg.run_id or cfg.default_run_id()
     run_dir = Path(cfg.runs_dir) / run_id
-    ckpt_path = run_dir / CHECKPOINT
     previous = read_record(run_dir)
     if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
         print(f"lnl: run {run_id} already {previous['status']}; nothing to do ({run_dir / RECORD})")
         return RunResult.from_record(previous, run_dir)
-    checkpoint = None
-    if cfg.resume and ckpt_path.is_file():
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file
-    # The pretrained start is found (or trained) before this run's folder is touched.
-    start = pretrained_start(cfg) if cfg.init_from and checkpoint is None else None
-    if checkpoint is None and run_dir.exists():
-        shutil.rmtree(run_dir)  # a fresh run replaces an old one of the same id
-    run_dir.mkdir(parents=True, exist_ok=True)
 
+    # Everything that can fail on a bad input (device, data files, palette, the pretrained start) is
+    # done before the run folder is touched, so a failing re-run never costs an existing record.
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
-    precision = resolve_precision(cfg.precision, device)
-    autocast = autocast_factory(device, precision)
-    torch.manual_seed(cfg.seed)
-
     t0 = time.perf_counter()
     method_cls = METHODS.get(cfg.method)
     data = DeviceData(load_data(cfg), device, gray=method_cls.input_kind == "gray",
                       train_size=cfg.train_size, test_size=cfg.test_size)
     data_s = time.perf_counter() - t0
+    if len(data["train"]) < 2 or len(data["val_biased"]) < 1:
+        raise ConfigError("train_size" if len(data["train"]) < 2 else "val_size",
+                          f"leaves {len(data['train'])} training and {len(data['val_biased'])} validation "
+                          "images; training needs at least 2 and validation at least 1")
+
+    with _file_lock(Path(cfg.runs_dir) / f".{run_id}.lock", wait=False, what=f"run {run_id}"):
+        previous = read_record(run_dir)  # again, under the lock
+        if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
+            return RunResult.from_record(previous, run_dir)
+        checkpoint = _load_checkpoint(run_dir, cfg) if cfg.resume else None
+        start = pretrained_start(cfg) if cfg.init_from and checkpoint is None else None
+        if checkpoint is None and run_dir.exists():
+            if previous and previous.get("status") == "finished" and not cfg.overwrite:
+                raise ConfigError("overwrite", f"run {run_id} already finished ({run_dir / RECORD}); --resume "
+                                               "returns it, --overwrite trains it again")
+            shutil.rmtree(run_dir)  # an unfinished (or explicitly overwritten) run starts over
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return _run(cfg, run_id, run_dir, previous, checkpoint, start, device, data, data_s, method_cls,
+                    wall_start, on_epoch, tracker)
+
+
+def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
+    """The run's last epoch checkpoint, if it is intact and belongs to this configuration.
+
+    A checkpoint whose bytes do not match the checksum written beside it (a kill during a copy, a
+    full disk) is set aside with a warning and the run starts over; one written for another
+    configuration under the same run id is a clear error (resuming it would train the old values
+    while the record claims the new ones).
+    """
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        return None
+    expected = (path.with_name(path.name + ".sha256").read_text().strip()
+                if path.with_name(path.name + ".sha256").is_file() else None)
+    try:
+        if expected is not None and _sha256(path) != expected:
+            raise ValueError("checksum mismatch")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: start over, loudly
+        print(f"lnl: warning: checkpoint {path} is corrupt ({type(err).__name__}: {err}); "
+              "the run starts over", file=sys.stderr, flush=True)
+        bad = path.with_name(f"{path.name}.corrupt")
+        os.replace(path, bad)
+        return None
+    identity = checkpoint.get("identity")
+    if identity is not None and identity != cfg.identity_hash():
+        raise ConfigError("resume", f"the checkpoint in {run_dir} was written by another configuration "
+                                    "(identity differs); resume with the original values or choose another "
+                                    "--run-id")
+    return checkpoint
+
+
+def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | None,
+         checkpoint: dict[str, Any] | None, start: dict[str, Any] | None, device: torch.device,
+         data: DeviceData, data_s: float, method_cls: type, wall_start: float,
+         on_epoch: EpochCallback | None, tracker: Any) -> RunResult:
+    from lnl.tracking import open_tracker  # W&B is optional; imported lazily
+
+    ckpt_path = run_dir / CHECKPOINT
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+    precision = resolve_precision(cfg.precision, device)
+    autocast = autocast_factory(device, precision)
+    torch.manual_seed(cfg.seed)
 
     model = prepare_model(cfg, device)
     method: Method = method_cls(cfg, model, autocast, compile=cfg.compile)
@@ -394,6 +470,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
         save_record()
         if status != "failed":
             ckpt_path.unlink(missing_ok=True)  # only unfinished runs need their checkpoint
+            ckpt_path.with_name(ckpt_path.name + ".sha256").unlink(missing_ok=True)
     result = RunResult.from_record(record, run_dir)
     acc = result.final.get("test/acc")
     acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"
@@ -465,13 +542,15 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
         record["final"] = _summary(epochs, confusion, "running")
         save_record()
         if epoch + 1 < cfg.epochs:
-            _save_checkpoint(ckpt_path, {
+            digest = _save_checkpoint(ckpt_path, {
+                "identity": cfg.identity_hash(),
                 "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                 "epochs": epochs, "confusion": confusion,
                 "timings": dict(timings),
                 "torch_rng": torch.get_rng_state(), "wandb": tracker.info, "init": record.get("init")})
+            write_text_atomic(ckpt_path.with_name(ckpt_path.name + ".sha256"), digest + "\n")
         if on_epoch is not None:
             try:
                 on_epoch(epoch + 1, metrics)

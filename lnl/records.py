@@ -51,6 +51,16 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         raise
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / RECORD
     try:

@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optuna-storage", default=None,
                    help="storage of the studies named in the records, for Optuna history/importance figures")
     p.add_argument("--notes", default=None, help="a Markdown file placed at the top of README.md (method notes)")
+    p.add_argument("--calibration", nargs="+", default=None, metavar="FOLDER",
+                   help="records of Baseline/Gray runs under several readings of sigma^2 (sweeps/calibration.yaml): "
+                        "adds the calibration table (ours vs the paper per reading)")
     p.add_argument("--no-samples", action="store_true",
                    help="skip the sample-image figure (it needs the runs' dataset, regenerated if not cached)")
     p.add_argument("--publish-wandb", action="store_true", help="log tables and figures to a W&B 'report' run")
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
                            title=args.title, command=command_line(),
                            samples=not args.no_samples,
-                           notes=Path(args.notes).read_text() if args.notes else None)
+                           notes=Path(args.notes).read_text() if args.notes else None,
+                           calibration=load.from_folders(args.calibration) if args.calibration else None)
     print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
     if args.publish_wandb:
         info = publish_wandb(Path(args.out), written, records, project=args.wandb_project, mode=args.wandb_mode)

@@ -186,9 +186,10 @@ def test_publish_to_wandb_offline(records, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("rule", ["last", "val_biased", "val_unbiased"])
 def test_committed_reproduction_tables_rebuild_from_committed_records(rule):
-    """reports/paper_reproduction/ is reproducible: its tables follow from its committed records
-    (rebuild all of it with `bash reports/paper_reproduction/reproduce.sh --report`)."""
-    folder = REPO / "reports" / "paper_reproduction"
+    """The graded-data appendix of reports/paper_reproduction/ is reproducible: its tables follow from its
+    committed records (rebuild it with `bash reports/paper_reproduction/appendix_graded_6epoch/reproduce.sh
+    --report`)."""
+    folder = REPO / "reports" / "paper_reproduction" / "appendix_graded_6epoch"
     recs = load.from_folders([folder / "records"])
     assert len(recs) == 63 and all(r["status"] == "finished" for r in recs)
     text = tables.to_markdown(tables.comparison(recs, rule, "std"))

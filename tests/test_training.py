@@ -111,3 +111,66 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
     again = subprocess.run([sys.executable, "scripts/train.py", *common, "--run-id", "killed", "--resume"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert "already finished" in again.stdout
+
+
+def _pretrain_recipe(tmp_path):
+    path = tmp_path / "protocol.yaml"
+    path.write_text("all: {optimizer: sgd, momentum: 0.9, lr_schedule: step, lr_step_epochs: 1, lr_gamma: 0.1}\n"
+                    "baseline: {epochs: 2, lr: 0.01}\n"
+                    "lnl: {lr: 0.001, lr_step_epochs: 40, init_from: baseline}\n")
+    return str(path)
+
+
+def test_lnl_starts_from_one_shared_pretrained_baseline(tiny_config, tmp_path):
+    recipe = _pretrain_recipe(tmp_path)
+    make = lambda **kw: tiny_config(method="lnl", recipe=recipe, epochs=2, optimizer="sgd", lr=0.001,  # noqa: E731
+                                    lr_schedule="step", lr_step_epochs=40, init_from="baseline", **kw)
+    a, b = lnl.train(make(**{"lambda": 0.01})), lnl.train(make(**{"lambda": 0.5}))
+    runs = tmp_path / "runs"
+    pretrained = sorted(p.name for p in runs.iterdir() if p.name.startswith("baseline-"))
+    assert len(pretrained) == 1                      # trained once, shared by both LNL runs
+    base = json.loads((runs / pretrained[0] / "record.json").read_text())
+    assert base["config"]["epochs"] == 2 and base["config"]["lr"] == 0.01 and base["status"] == "finished"
+    assert "pretrain" in base["config"]["tags"]
+    for run in (a, b):
+        record = json.loads((run.run_dir / "record.json").read_text())
+        assert record["init"]["from_run"] == pretrained[0]
+        assert record["init"]["sha256"] == base["final_checkpoint"]["sha256"]
+        # epoch 1 runs at the baseline's last learning rate (0.01 x 0.1^2), as the authors' restored
+        # optimizer does; then the restarted schedule at this run's lr
+        assert [e["lr"] for e in record["epochs"]] == pytest.approx([1e-4, 1e-3])
+    assert a.run_id != b.run_id
+    # the pretrained run is part of the identity: another seed starts from another baseline
+    assert make(seed=1).init_config().default_run_id() != pretrained[0]
+    assert make().default_run_id() != tiny_config(method="lnl", recipe=recipe, epochs=2, optimizer="sgd",
+                                                  lr=0.001, lr_schedule="step", lr_step_epochs=40,
+                                                  init_from=None).default_run_id()
+
+
+def test_pretrained_weights_and_momentum_are_loaded_and_the_bias_heads_start_fresh(tiny_config, tmp_path):
+    import torch
+
+    from lnl.engine import autocast_factory, load_pretrained, prepare_model, pretrained_start
+
+    cfg = tiny_config(method="lnl", recipe=_pretrain_recipe(tmp_path), optimizer="sgd", lr=0.001,
+                      init_from="baseline").validate()
+    start = pretrained_start(cfg)
+    saved = start["state"]
+    torch.manual_seed(123)
+    model = prepare_model(cfg, torch.device("cpu"))
+    fresh_h = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("h.")}
+    method = METHODS.get("lnl")(cfg, model, autocast_factory(torch.device("cpu"), "fp32"))
+    first_lr = load_pretrained(model, method, start)
+    assert first_lr == pytest.approx(1e-4)
+    state = model.state_dict()
+    for key, value in saved["model"].items():
+        if key.startswith(("f.", "g.")):
+            assert torch.equal(state[key], value), key
+        elif key.startswith("h.") and value.is_floating_point() and value.numel() > 8:
+            assert not torch.equal(value, state[key]), key   # the baseline's probe head is not loaded
+            assert torch.equal(state[key], fresh_h[key])
+    momentum = [s["momentum_buffer"] for s in method.opt_fg.state_dict()["state"].values()]
+    saved_momentum = [s["momentum_buffer"] for s in saved["optimizers"]["fg"]["state"].values()]
+    assert len(momentum) == len(saved_momentum) > 0
+    assert all(torch.equal(m, s) for m, s in zip(momentum, saved_momentum))
+    assert method.opt_h.state_dict()["state"] == {}  # fresh bias-head optimizer

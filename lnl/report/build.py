@@ -25,10 +25,13 @@ def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> A
                 and r["config"].get("data_source", "generated") == "generated"), None)
     if cfg is None:
         return None
+    legacy = "strokes" not in cfg  # records from before data format 2: graded strokes, the first palette
+    palette = "v1" if legacy and cfg.get("palette", "default") == "default" else cfg.get("palette", "default")
     try:
-        data = load_generated(color_var, cfg.get("palette", "default"), cfg.get("data_seed", 0),
-                              cfg.get("val_size", 5000), cache_dir=cfg.get("cache_dir", "data"),
-                              data_dir=cfg.get("data_dir"))
+        data = load_generated(color_var, palette, cfg.get("data_seed", 0), cfg.get("val_size", 5000),
+                              cache_dir=cfg.get("cache_dir", "data"), data_dir=cfg.get("data_dir"),
+                              strokes=cfg.get("strokes", "graded"),
+                              color_noise=cfg.get("color_noise", "per_channel_var"))
     except Exception as err:  # noqa: BLE001 - the figure is optional; say why it is missing
         log(f"report: no sample-image figure ({type(err).__name__}: {err})")
         return None
@@ -38,8 +41,11 @@ def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> A
 def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str = "std", primary: str = "last",
                  studies: list[Any] | None = None, title: str = "Colored MNIST report",
                  command: str | None = None, samples: bool = True, notes: str | None = None,
-                 log: Any = print) -> list[Path]:
-    """Write tables, figures and README.md for ``records`` into ``out``; return the written paths."""
+                 calibration: list[dict[str, Any]] | None = None, log: Any = print) -> list[Path]:
+    """Write tables, figures and README.md for ``records`` into ``out``; return the written paths.
+
+    ``calibration``: records of Baseline/Gray runs under several readings of sigma^2; adds the
+    calibration table (``calibration.csv`` and a README section)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
@@ -80,8 +86,14 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
         except Exception as err:  # noqa: BLE001 - e.g. too few trials for importances
             log(f"report: no Optuna figures for {study.study_name} ({type(err).__name__}: {err})")
 
+    calibration_md = None
+    if calibration:
+        cal = tables.calibration(calibration)
+        cal.to_csv(out / "calibration.csv", index=False)
+        written.append(out / "calibration.csv")
+        calibration_md = tables.calibration_markdown(cal)
     readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command,
-                     notes)
+                     notes, calibration_md)
     (out / "README.md").write_text(readme)
     written.append(out / "README.md")
     return written
@@ -89,7 +101,7 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
 
 def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_tables: dict[str, str],
             problems: pd.DataFrame, study_tab: pd.DataFrame, written: list[Path], out: Path, primary: str,
-            error: str, command: str | None, notes: str | None = None) -> str:
+            error: str, command: str | None, notes: str | None = None, calibration_md: str | None = None) -> str:
     counts = runs["status"].value_counts().to_dict()
     status_text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     epochs = sorted({r["config"].get("epochs") for r in records if r["config"].get("epochs")})
@@ -107,6 +119,10 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
     for rule in order:
         lines += [md_tables[rule], f"Also as [LaTeX](table_{rule}.tex); all rules in [results.csv](results.csv).",
                   ""]
+    if calibration_md:
+        lines += ["## Calibration: which reading of σ² matches the paper", "",
+                  "Decided on the Baseline and Gray rows only (never on LNL's); see `sweeps/calibration.yaml`.", "",
+                  calibration_md]
     lines += ["## Runs that did not finish", ""]
     if problems.empty:
         lines += ["All runs finished.", ""]

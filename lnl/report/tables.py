@@ -40,10 +40,21 @@ RULE_TEXT = {
 RULE_METRIC = {"last": "val_biased/acc", "val_biased": "val_biased/acc", "val_unbiased": "val_unbiased/acc"}
 PAPER_CSV = Path(__file__).resolve().parent.parent / "resources" / "paper_colored_mnist.csv"
 METHOD_ORDER = ("baseline", "gray", "lnl")
-# Config keys that describe the experimental condition or bookkeeping, not the configuration.
-_NOT_CONFIGURATION = {"seed", "method", "color_var", "runs_dir", "run_id", "resume", "progress", "device",
-                      "cache_dir", "data_dir", "wandb_mode", "wandb_project", "wandb_entity", "group",
-                      "job_type", "tags", "study", "trial", "threads", "channels_last", "compile"}
+
+
+def _not_configuration() -> frozenset[str]:
+    """Config keys that describe the experimental condition (seed, method, bias level) or do not change
+    what a run computes (the config's own ``identity=False`` fields): not part of a configuration.
+    Derived from :class:`lnl.config.Config`, so a new field can't be forgotten here."""
+    import dataclasses
+
+    from lnl.config import Config, _public
+
+    return frozenset({"seed", "method", "color_var"} | {_public(f.name) for f in dataclasses.fields(Config)
+                                                        if not f.metadata.get("identity", True)})
+
+
+_NOT_CONFIGURATION = _not_configuration()
 
 
 def paper_results() -> pd.DataFrame:
@@ -167,6 +178,51 @@ def comparison(records: list[dict[str, Any]], rule: str, error: str = "std") -> 
     out["runs"] = out["runs"].fillna(out["all_runs"])
     out["runs"] = out["runs"].fillna(0).astype(int)
     return out[["rule", "method", "color_var", "mean", "error", "error_kind", "n", "runs", "paper", "diff"]]
+
+
+def calibration(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Which reading of sigma^2 (``color_noise``) matches the paper, judged on the Baseline and Gray rows.
+
+    One row per (color_noise, method, color_var): mean unbiased test accuracy at the final epoch over
+    the finished runs, the paper's number and the difference. LNL runs are ignored on purpose: the
+    data are calibrated on the methods that have no stake in the comparison.
+    """
+    rows = []
+    for r in records:
+        c = r["config"]
+        if r.get("status") != "finished" or c["method"] not in ("baseline", "gray") or not r.get("epochs"):
+            continue
+        rows.append({"color_noise": c.get("color_noise", "per_channel_var"), "method": c["method"],
+                     "color_var": round(float(c["color_var"]), 3), "test_acc": select_epoch(r["epochs"], "last")
+                     ["test/acc"]})
+    cols = ["color_noise", "method", "color_var", "mean", "n", "paper", "diff"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows).groupby(["color_noise", "method", "color_var"], as_index=False)["test_acc"].agg(
+        mean="mean", n="count")
+    paper = paper_results().rename(columns={"test_acc": "paper"})
+    df = df.merge(paper, on=["method", "color_var"], how="left")
+    df["diff"] = df["mean"] - df["paper"]
+    return df[cols]
+
+
+def calibration_markdown(table: pd.DataFrame) -> str:
+    """The calibration table, one row per (reading, method), and the reading with the smallest mean
+    absolute difference from the paper over all its Baseline and Gray cells."""
+    if table.empty:
+        return "_no finished Baseline or Gray runs_\n"
+    levels = sorted(table["color_var"].unique())
+    lines = ["| reading of σ² | method | " + " | ".join(f"σ²={v:.3f}" for v in levels) + " | mean abs(ours − paper) |",
+             "|---|---|" + "---:|" * (len(levels) + 1)]
+    for (noise, method), sub in table.groupby(["color_noise", "method"], sort=True):
+        sub = sub.set_index("color_var")
+        cells = [f"{sub.loc[v, 'mean']:.3f} ({sub.loc[v, 'diff']:+.3f})" if v in sub.index else "—" for v in levels]
+        lines.append(f"| {noise} | {method} | " + " | ".join(cells) + f" | {sub['diff'].abs().mean():.3f} |")
+    score = table.groupby("color_noise")["diff"].apply(lambda d: d.abs().mean()).sort_values()
+    lines += ["", "Cells: our unbiased test accuracy at the last epoch (difference from the paper). Mean absolute "
+              "difference over all Baseline and Gray cells per reading: "
+              + ", ".join(f"`{k}` {v:.3f}" for k, v in score.items()) + f"; closest: **`{score.index[0]}`**."]
+    return "\n".join(lines) + "\n"
 
 
 def status_table(records: list[dict[str, Any]]) -> pd.DataFrame:
