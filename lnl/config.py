@@ -214,6 +214,9 @@ class Config:
             raise ConfigError("warmup_epochs", f"must be <= epochs ({self.epochs}); got {self.warmup_epochs}")
         if self.val_size >= 60000:
             raise ConfigError("val_size", f"must be < 60000 (the MNIST training set); got {self.val_size}")
+        for key in ("seed", "data_seed"):  # numpy and torch seeds: 0 <= seed < 2^63
+            if not 0 <= getattr(self, key) < 2 ** 63:
+                raise ConfigError(key, f"must be an integer in [0, 2^63); got {getattr(self, key)}")
         for key in ("train_size", "test_size", "threads"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -371,7 +374,14 @@ def _convert(name: str, tp: Any, raw: Any) -> Any:
                 if not raw.is_integer():
                     raise ValueError
                 return int(raw)
-            return int(str(raw).strip())
+            text = str(raw).strip()
+            try:
+                return int(text)
+            except ValueError:
+                number = float(text)  # '2.0' as a sweep renders a YAML 2.0; '2.5' stays an error
+                if not number.is_integer():
+                    raise
+                return int(number)
         if tp is float:
             if isinstance(raw, bool):
                 raise ValueError
@@ -406,7 +416,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("config", f"file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
         raise ConfigError("config", f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -430,7 +442,12 @@ def load_recipe(spec: str, method: str) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
         raise ConfigError("recipe", f"no recipe {spec!r} (named recipes: {known}; or a path to a .yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError("recipe", f"{path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        raise ConfigError("recipe", f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict) or method not in data:
         raise ConfigError("recipe", f"recipe {spec!r} has no entry for method {method!r}")
     return {**(data.get("all") or {}), **(data.get(method) or {})}

@@ -511,8 +511,8 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
         diverged = [k for k, v in means.items() if not math.isfinite(v)]
 
         t_eval = time.perf_counter()
-        vb = evaluate(model, data, "val_biased", autocast)
-        vu = evaluate(model, data, "val_unbiased", autocast)
+        vb = evaluate(model, data, "val_biased", autocast, bias_head=method.trains_bias_head)
+        vu = evaluate(model, data, "val_unbiased", autocast, bias_head=method.trains_bias_head)
         te = evaluate(model, data, "test", autocast, bias_head=False)
         eval_s = time.perf_counter() - t_eval
         metrics: dict[str, Any] = {

@@ -64,6 +64,11 @@ class Method(abc.ABC):
         return "train"
 
     @property
+    def trains_bias_head(self) -> bool:
+        """Whether h is trained (so that ``bias/acc`` means something): the probe, if it is on."""
+        return self.cfg.bias_probe
+
+    @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"fg": self.opt_fg, "h": self.opt_h}
 
@@ -136,6 +141,10 @@ class LearningNotToLearn(Method):
 
     def phase(self, epoch: int) -> str:
         return "warmup" if epoch < self.cfg.warmup_epochs else "unlearn"
+
+    @property
+    def trains_bias_head(self) -> bool:
+        return True  # h is LNL's adversary
 
     def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
         if epoch < self.cfg.warmup_epochs:

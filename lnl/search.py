@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import math
 import re
+import uuid
 import time
 import warnings
 from pathlib import Path
@@ -134,9 +135,25 @@ def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
 
 # ---------------------------------------------------------------------------------------
 # storage
+_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The storage URL with every password replaced by ***: in the authority (also with an empty user
+    name, ``://:SECRET@host``) and in query parameters such as ``?password=...`` (every form
+    SQLAlchemy's ``make_url`` accepts). Anything else is returned unchanged."""
+    if "://" not in url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: mask what looks like user:pass@
+        return re.sub(r"(://[^/@]*:)[^@/]*@", r"\1***@", url)
+    if parsed.password is not None:
+        parsed = parsed.set(password="***")
+    query = {k: ("***" if _SECRET_QUERY_KEYS.search(k) else v) for k, v in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=False).replace("%2A%2A%2A", "***")
 
 
 def open_storage(spec: str, heartbeat_interval: int = 30, grace_period: int = 90) -> Any:
@@ -233,6 +250,10 @@ def create_study(storage: Any, name: str, *, sampler: Any = None, pruner: Any = 
     """Create the study once (before workers start) or load it; direction: maximize."""
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=sampler, pruner=pruner)
+    if "instance" not in study.user_attrs:
+        # Names this study in its storage: a recreated database with the same study name gets another
+        # instance id, so its trials' run records never land on (or refuse) the earlier study's.
+        study.set_user_attr("instance", uuid.uuid4().hex[:8])
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
     return study
@@ -251,8 +272,11 @@ class Objective:
 
     def config(self, trial: optuna.Trial) -> Config:
         params = suggest(trial, self.space)
+        instance = trial.study.user_attrs.get("instance")
+        run_id = f"{self.study}-{instance}-trial{trial.number:04d}" if instance else \
+            f"{self.study}-trial{trial.number:04d}"
         values = {**self.fixed, **params, **self.overrides, "study": self.study, "trial": trial.number,
-                  "group": self.study, "run_id": f"{self.study}-trial{trial.number:04d}"}
+                  "group": self.study, "run_id": run_id}
         return Config.from_dict(values).validate()
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -301,6 +325,11 @@ def run_worker(storage_spec: str, name: str, objective: Objective, *, cap: int |
     Returns the number of trials this worker ran.
     """
     storage = open_storage(storage_spec, heartbeat_interval, grace_period)
+    if seed is not None:
+        # A rerun with the same --seed must not replay the first run's parameters: the seed also
+        # depends on how many trials the study already holds.
+        existing = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+        seed = int(hashlib.sha256(f"{seed}/{existing}".encode()).hexdigest()[:8], 16)
     study = optuna.load_study(study_name=name, storage=storage,
                               sampler=make_sampler(sampler, objective.space, seed),
                               pruner=make_pruner(pruner, epochs))

@@ -9,6 +9,7 @@ own sweep (named e.g. ``lnl_tune-cv0.020``), so each search optimizes for its le
 Launch agents from the repository root: the YAMLs' program is scripts/train.py.
 """
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -36,8 +37,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     levels = args.color_var or [None]
-    if any(cv is not None and cv <= 0 for cv in levels):
-        print("error: color_var (--color-var): must be > 0", file=sys.stderr)
+    if any(cv is not None and not (math.isfinite(cv) and cv > 0) for cv in levels):
+        print(f"error: color_var (--color-var): must be a finite number > 0; got {levels}", file=sys.stderr)
         return 2
     configs = [for_condition(base, cv, args.method) for cv in levels]
     if args.dry_run:

@@ -102,8 +102,8 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     studies = []
     for method in methods:
         for cv in levels:
-            if cv <= 0:
-                raise ConfigError("color_var", f"must be > 0; got {cv}")
+            if not (math.isfinite(cv) and cv > 0):
+                raise ConfigError("color_var", f"must be a finite number > 0; got {cv}")
             fixed, space = space_from_sweep(for_condition(sweep, cv, method))
             space = {k: v for k, v in space.items() if k not in pinned}
             studies.append({"name": study_name(prefix, method, cv), "fixed": fixed, "space": space,

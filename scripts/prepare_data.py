@@ -24,6 +24,8 @@ def main() -> int:
     parser.add_argument("--cache-dir", default="data")
     parser.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
     parser.add_argument("--palette", default="default")
+    parser.add_argument("--strokes", default="binary", choices=("binary", "graded"))
+    parser.add_argument("--color-noise", default="per_channel_var", choices=("per_channel_var", "total_var", "std"))
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--val-size", type=int, default=5000)
     args = parser.parse_args()
@@ -35,10 +37,13 @@ def main() -> int:
         t = time.perf_counter()
         try:
             data = load_generated(cv, args.palette, args.data_seed, args.val_size, cache_dir=args.cache_dir,
-                                  data_dir=args.data_dir)
+                                  data_dir=args.data_dir, strokes=args.strokes, color_noise=args.color_noise)
         except MnistUnavailable as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        except ValueError as err:  # a bad palette file
+            print(f"error: palette (--palette): {err}", file=sys.stderr)
+            return 2
         sizes = ", ".join(f"{s} {len(data.y(s))}" for s in ("train", "val_biased", "val_unbiased", "test"))
         print(f"color_var {cv:.3f}: {sizes} ({time.perf_counter() - t:.1f}s, cache in {args.cache_dir})")
     return 0

@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.shard:
-        i, n = (int(x) for x in args.shard.split("/"))
+        i, n = _shard(args.shard)
+        if i is None:
+            print(f"error: --shard must be I/N with 1 <= I <= N; got {args.shard!r}", file=sys.stderr)
+            return 2
         configs = configs[i - 1::n]
     states = [(cfg, (read_record(Path(cfg.runs_dir) / cfg.default_run_id()) or {}).get("status", "new"))
               for cfg in configs]
@@ -98,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         train(cfg)
     print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}")
     return 0
+
+
+def _shard(text: str) -> tuple[int | None, int]:
+    """``"I/N"`` -> (I, N) when 1 <= I <= N, else (None, 0)."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        return None, 0
+    return (i, n) if 1 <= i <= n else (None, 0)
 
 
 def _same_number(value: object, text: str) -> bool:

@@ -48,7 +48,7 @@ def search_cmd(storage: str, prefix: str, cache_dir: Path, *extra: str, epochs: 
 
 
 def records_of(runs_dir: Path, study: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"{study}-trial*/record.json"))]
+    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"{study}-*trial*/record.json"))]
 
 
 @pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])])
@@ -79,10 +79,10 @@ def test_killed_worker_trial_is_failed_and_its_parameters_retried(kind, cache_di
     victim = subprocess.Popen(search_cmd(storage, prefix, cache_dir, "--n-trials", "1", "--wandb-mode", "offline",
                                          epochs=4, train_size=3000),
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    record_path = tmp_path / "runs/optuna" / f"{name}-trial0000" / "record.json"
     deadline = time.time() + 300
     while time.time() < deadline and victim.poll() is None:
-        if record_path.exists() and json.loads(record_path.read_text())["epochs"]:
+        found = sorted((tmp_path / "runs/optuna").glob(f"{name}-*trial0000/record.json"))  # <study>-<instance>-
+        if found and json.loads(found[0].read_text())["epochs"]:
             break
         time.sleep(0.1)
     assert victim.poll() is None, "the worker ended before it could be killed"

@@ -77,3 +77,113 @@ def test_a_run_with_nothing_to_train_on_is_a_clear_error(tiny_config):
         lnl.train(tiny_config(method="baseline", val_size=0))
 
 
+
+
+def test_probe_off_reports_no_bias_accuracy(tiny_config):
+    result = lnl.train(tiny_config(method="baseline", bias_probe=False))
+    last = json.loads((result.run_dir / "record.json").read_text())["epochs"][-1]
+    assert last["bias/acc"] is None and last["bias/acc_biased"] is None  # no untrained head's guess
+    assert lnl.train(tiny_config(method="baseline")).epochs[-1]["bias/acc"] > 0.1
+
+
+@pytest.mark.parametrize("args,key", [
+    (["--seed", str(2 ** 63)], "seed"), (["--data-seed", "-1"], "data_seed"), (["--epochs=2.5"], "epochs"),
+])
+def test_out_of_range_values_are_one_line_errors(args, key):
+    from lnl.config import parse_args
+
+    with pytest.raises(ConfigError) as err:
+        parse_args(args)
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_sweep_rendered_floats_for_integers_are_accepted():
+    from lnl.config import parse_args
+
+    assert parse_args(["--epochs=2.0"]).epochs == 2
+
+
+def test_broken_yaml_and_recipe_files_are_one_line_errors(tmp_path):
+    from lnl.config import parse_args
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"lr: \xff\xfe0.1\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        parse_args(["--config", str(bad)])
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        parse_args(["--recipe", str(bad), "--method", "lnl"])
+    bad.write_text("lnl: {lr: [0.1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_args(["--recipe", str(bad), "--method", "lnl"])
+
+
+def test_report_skips_a_corrupt_record_with_a_warning(tmp_path):
+    from lnl.report.load import from_folders
+
+    good = tmp_path / "a" / "record.json"
+    good.parent.mkdir()
+    good.write_text(json.dumps({"run_id": "a", "status": "finished", "config": {"method": "lnl", "color_var": 0.02},
+                                "epochs": []}))
+    bad = tmp_path / "b" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text('{"run_id": "b", "conf')
+    warnings = []
+    records = from_folders([tmp_path], warn=warnings.append)
+    assert [r["run_id"] for r in records] == ["a"]
+    assert len(warnings) == 1 and "b/record.json" in warnings[0]
+
+
+def test_report_configuration_key_ignores_every_non_identity_field():
+    import dataclasses
+
+    from lnl.config import Config
+    from lnl.report.tables import configuration_key
+
+    base = Config(method="lnl").to_dict()
+    for f in dataclasses.fields(Config):
+        if not f.metadata.get("identity", True):
+            changed = dict(base)
+            changed[f.name.rstrip("_")] = "something else"
+            assert configuration_key(changed) == configuration_key(base), f.name
+    assert configuration_key({**base, "lambda": 0.5}) != configuration_key(base)
+
+
+@pytest.mark.parametrize("cmd", [
+    ["scripts/run_sweep.py", "sweeps/paper_table.yaml", "--dry-run", "--shard", "0/2"],
+    ["scripts/run_sweep.py", "sweeps/paper_table.yaml", "--dry-run", "--shard", "3/2"],
+    ["scripts/create_sweeps.py", "sweeps/lnl_tune.yaml", "--color-var", "nan", "--dry-run"],
+    ["scripts/optuna_search.py", "--space", "sweeps/lnl_tune.yaml", "--color-var", "nan", "--n-trials", "0"],
+])
+def test_script_inputs_that_would_run_the_wrong_thing_are_refused(cmd, tmp_path):
+    out = subprocess.run([sys.executable, *[str(REPO / c) if c.startswith(("scripts/", "sweeps/")) else c
+                                            for c in cmd]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout[-500:] + out.stderr[-1500:]
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_optuna_trial_run_ids_are_unique_per_study_instance_and_reruns_draw_new_parameters(tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from lnl.search import Objective, create_study, open_storage, run_worker, suggest
+
+    ids = []
+    for db in ("a.db", "b.db"):  # the same study name in a new (or recreated) database
+        storage = open_storage(f"sqlite:///{tmp_path / db}")
+        study = create_study(storage, "same-name")
+        trial = study.ask()
+        ids.append(Objective({"method": "lnl"}, {}, {"runs_dir": str(tmp_path)}, "same-name").config(trial).run_id)
+    assert ids[0] != ids[1] and all(i.startswith("same-name-") and i.endswith("-trial0000") for i in ids)
+
+    class Quick:  # an objective that trains nothing: the sampler's draws are what is tested
+        space = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+
+        def __call__(self, trial):
+            return suggest(trial, self.space)["lr"]
+
+    spec = f"sqlite:///{tmp_path / 'c.db'}"
+    create_study(open_storage(spec), "rerun")
+    for cap in (3, 6):  # the same command twice, same --seed
+        run_worker(spec, "rerun", Quick(), cap=cap, sampler="tpe", seed=7, log=lambda m: None)
+    lrs = [t.params["lr"] for t in optuna.load_study(study_name="rerun", storage=open_storage(spec)).trials]
+    assert len(lrs) == 6 and len(set(lrs[:3]) & set(lrs[3:])) == 0

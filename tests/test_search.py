@@ -65,6 +65,10 @@ def test_objective_never_uses_the_test_set():
 def test_passwords_are_masked():
     assert mask_url("postgresql+psycopg2://lnl:s3cr3t@db:5432/x") == "postgresql+psycopg2://lnl:***@db:5432/x"
     assert mask_url("sqlite:///optuna.db") == "sqlite:///optuna.db"
+    for url in ("postgresql://:s3cr3t@db/x", "postgresql://lnl@db/x?password=s3cr3t",
+                "mysql+pymysql://u:s3cr3t@h/x?ssl_key=/k&PASSWORD=s3cr3t", "postgresql://u:s3:cr@t@db/x"):
+        assert "s3cr3t" not in mask_url(url) and "s3:cr" not in mask_url(url), url
+    assert mask_url("journal:/tmp/j.log") == "journal:/tmp/j.log"
 
 
 def test_three_trial_study_on_sqlite(cache_dir, tmp_path):

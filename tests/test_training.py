@@ -13,6 +13,7 @@ import pytest
 
 import lnl
 from lnl.methods import METHODS
+from lnl.records import EPOCH_KEYS
 from conftest import REPO
 
 PER_EPOCH_KEYS = {"epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "val_biased/acc",
@@ -26,6 +27,7 @@ def test_each_method_trains_and_writes_its_record(method, tiny_config):
     record = json.loads((result.run_dir / "record.json").read_text())
     assert record["status"] == "finished" and record["config"]["method"] == method
     assert len(record["epochs"]) == 2 and PER_EPOCH_KEYS <= set(record["epochs"][0])
+    assert set(record["epochs"][0]) == set(EPOCH_KEYS)  # the one list the report reads back from W&B
     for row in record["epochs"]:
         assert all(np.isfinite(row[k]) for k in PER_EPOCH_KEYS)
     cm = np.array(record["final"]["test/confusion"])

@@ -8,27 +8,35 @@ and ``final``.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from lnl.records import RECORD
-
-EPOCH_KEYS = ("epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "bias/acc_biased",
-              "val_biased/acc", "val_unbiased/acc", "test/acc", "unlearning", "throughput", "time/epoch_s")
+from lnl.records import EPOCH_KEYS, RECORD
 
 
-def from_folders(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Every ``record.json`` under the given folders (recursively), sorted by run id."""
+
+def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[str, Any]]:
+    """Every ``record.json`` under the given folders (recursively), sorted by run id.
+
+    An unreadable or malformed record (a truncated copy, a hand edit) is skipped with a warning
+    naming the file, so one bad file never hides every other run.
+    """
+    warn = warn or (lambda text: print(text, file=sys.stderr))
     records = []
     for folder in folders:
         for path in sorted(Path(folder).rglob(RECORD)):
             try:
-                record = json.loads(path.read_text())
+                record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as err:
-                raise ValueError(f"{path}: not a readable run record ({err})") from None
-            if isinstance(record, dict) and "config" in record and "run_id" in record:
-                record["_source"] = str(path)
-                records.append(record)
+                warn(f"report: warning: skipping {path}: not a readable run record ({str(err)[:120]})")
+                continue
+            if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and "run_id" in record
+                    and "method" in record["config"] and "color_var" in record["config"]):
+                warn(f"report: warning: skipping {path}: not a run record of this harness")
+                continue
+            record["_source"] = str(path)
+            records.append(record)
     return sorted(records, key=lambda r: r["run_id"])
 
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rebuild reports/paper_reproduction/ (see its README.md for what was run, what it cost and what is missing).
+#
+#   bash reports/paper_reproduction/reproduce.sh --report        # only rebuild the report from the committed records
+#   bash reports/paper_reproduction/reproduce.sh --calibration   # the sigma^2 calibration grid (baseline, gray)
+#   bash reports/paper_reproduction/reproduce.sh --short         # official_short (10 + 10 epochs) at sigma^2 = 0.020, 3 seeds
+#   bash reports/paper_reproduction/reproduce.sh --official [LEVELS]  # the authors' 100 + 100-epoch protocol,
+#                                                                  # 3 seeds per level (default: 0.02 only)
+#
+# Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
+# be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
+# of unfinished runs: git add -f). THREADS=1 runs each process on one core, e.g. two grids side by side.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python
+OUT=reports/paper_reproduction
+MODE=${1:---report}
+SET=(wandb_mode=${WANDB_MODE_GRID:-disabled} ${THREADS:+threads=$THREADS})
+
+case "$MODE" in
+  --calibration)
+    "$PY" scripts/run_sweep.py sweeps/calibration.yaml --runs-dir "$OUT/calibration/records" --set "${SET[@]}" ;;
+  --short)
+    "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/official_short/records" \
+        --set recipe=official_short "${SET[@]}" --filter color_var=0.02 ;;
+  --official)
+    for cv in ${2:-0.02}; do
+      "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/official/records" \
+          --set recipe=official "${SET[@]}" --filter color_var="$cv"
+    done ;;
+  --report) ;;
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS]]" >&2; exit 2 ;;
+esac
+"$PY" scripts/report.py --runs "$OUT/official_short/records" --out "$OUT" \
+    --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
+    --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
+# The full protocol gets its own page once one of its runs has finished.
+if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
+  "$PY" scripts/report.py --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
+      --title "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
+fi
