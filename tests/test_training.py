@@ -90,13 +90,14 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
     assert reference.returncode == 0, reference.stderr
     victim = subprocess.Popen([sys.executable, "scripts/train.py", *common, "--run-id", "killed"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "runs" / "killed" / "checkpoint.pt"
+    # Kill on the event the run reports (its first checkpoint's checksum file, written last), not
+    # after a fixed sleep: on a fast machine a sleeping test would find the run already finished.
+    ckpt_sum = tmp_path / "runs" / "killed" / "checkpoint.pt.sha256"
     deadline = time.time() + 240
-    while not ckpt.exists() and time.time() < deadline and victim.poll() is None:
-        time.sleep(0.05)
-    assert ckpt.exists(), "no checkpoint after the first epoch"
-    time.sleep(0.7)  # well inside epoch 2
-    victim.send_signal(signal.SIGKILL)
+    while not ckpt_sum.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    assert ckpt_sum.exists() and victim.poll() is None, "no checkpoint after the first epoch"
+    victim.send_signal(signal.SIGKILL)  # epoch 2 has just started
     victim.wait()
     record = json.loads((tmp_path / "runs" / "killed" / "record.json").read_text())
     assert record["status"] == "running" and len(record["epochs"]) == 1
