@@ -105,3 +105,15 @@ def test_sample_grid_shows_one_row_per_digit(cmnist):
     grid = tracking.sample_grid(*tracking.device_split_images(data, "train"))
     assert grid.shape == (280, 224, 3) and grid.dtype.name == "uint8"
     assert grid[:28].reshape(28, 8, 28, 3).any()  # digit 0's row is filled
+
+
+def test_wandb_run_names_the_run_it_started_from(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("baseline: {epochs: 1, optimizer: sgd}\nlnl: {init_from: baseline}\n")
+    result = lnl.train(tiny_config(method="lnl", recipe=str(recipe), wandb_mode="auto", optimizer="sgd"))
+    record = json.loads((result.run_dir / "record.json").read_text())
+    assert record["init"]["from_run"].startswith("baseline-cv0.020-s0-")
+    logged = read_run(next(Path(record["wandb"]["dir"]).glob("run-*.wandb")))
+    assert logged["config"]["init_run"] == record["init"]["from_run"]
+    assert logged["config"]["init_from"] == "baseline"
