@@ -24,7 +24,7 @@ if [ "$MODE" != "--report" ]; then
   # baseline / lnl / gray x 7 levels x 3 seeds with lnl/resources/recipes/reproduction.yaml, on the data of the
   # time: graded strokes and the first palette. (Run ids now also hash the data version, so a retrain writes
   # new records beside the committed ones instead of skipping them.)
-  "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/records" --set strokes=graded palette=v1
+  "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/records" --set recipe=reproduction strokes=graded palette=v1
 fi
 "$PY" scripts/report.py --runs "$OUT/records" --out "$OUT" --notes "$OUT/NOTES.md" \
     --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
