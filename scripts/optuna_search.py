@@ -212,7 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     print(f"storage: {mask_url(args.storage)}")
-    storage = open_storage(args.storage, args.heartbeat_interval, args.grace_period)
+    try:
+        storage = open_storage(args.storage, args.heartbeat_interval, args.grace_period)
+        # An RDB storage connects lazily: touch it now, so a wrong or unreachable URL is one line here.
+        optuna.get_all_study_summaries(storage)
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors are 100-line traces; say what and where
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        print(f"error: storage (--storage) {mask_url(args.storage)}: cannot open it ({type(err).__name__}: "
+              f"{mask_url(first)})", file=sys.stderr)
+        return 2
     caps: dict[str, int | None] = {}
     epochs = int(overrides_from(args).get("epochs", studies[0]["fixed"].get("epochs", Config().epochs)))
     for st in studies:

@@ -68,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         names = sorted({r["config"]["study"] for r in records if r["config"].get("study")})
         known = {s.study_name for s in optuna.get_all_study_summaries(storage)}
         studies = [optuna.load_study(study_name=n, storage=storage) for n in names if n in known]
-    written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
-                           title=args.title, command=command_line(),
-                           samples=not args.no_samples,
-                           notes=Path(args.notes).read_text() if args.notes else None,
-                           calibration=load.from_folders(args.calibration) if args.calibration else None)
+    try:
+        notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
+        written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
+                               title=args.title, command=command_line(), samples=not args.no_samples, notes=notes,
+                               calibration=load.from_folders(args.calibration) if args.calibration else None)
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # a missing notes file, the paper's CSV, ...
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
     if args.publish_wandb:
         info = publish_wandb(Path(args.out), written, records, project=args.wandb_project, mode=args.wandb_mode)

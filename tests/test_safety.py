@@ -187,3 +187,14 @@ def test_optuna_trial_run_ids_are_unique_per_study_instance_and_reruns_draw_new_
         run_worker(spec, "rerun", Quick(), cap=cap, sampler="tpe", seed=7, log=lambda m: None)
     lrs = [t.params["lr"] for t in optuna.load_study(study_name="rerun", storage=open_storage(spec)).trials]
     assert len(lrs) == 6 and len(set(lrs[:3]) & set(lrs[3:])) == 0
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://u:s3cr3t@127.0.0.1:1/db", "nosuchdialect://x/y",
+                                 "sqlite:////nonexistent-dir/x.db"])
+def test_an_unusable_storage_url_is_one_line_without_the_password(url, tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "scripts/optuna_search.py"), "--space",
+                          str(REPO / "sweeps/lnl_tune.yaml"), "--n-trials", "0", "--storage", url],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-1500:]
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "s3cr3t" not in out.stdout + out.stderr

@@ -59,8 +59,12 @@ _NOT_CONFIGURATION = _not_configuration()
 
 def paper_results() -> pd.DataFrame:
     """The official numbers (authors' README table of the paper's Fig. 4): method, color_var, test_acc."""
-    df = pd.read_csv(PAPER_CSV)
-    df["color_var"] = df["color_var"].round(3)
+    try:
+        df = pd.read_csv(PAPER_CSV)
+        df["color_var"] = df["color_var"].round(3)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"the paper's numbers {PAPER_CSV} are missing or unreadable ({type(err).__name__}); "
+                         "reinstall the package (pip install -e .)") from None
     return df
 
 
