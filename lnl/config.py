@@ -408,19 +408,26 @@ def _convert(name: str, tp: Any, raw: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # YAML and command line
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a flat YAML mapping of config keys (``{key: value}`` or W&B's ``{key: {value: v}}``)."""
+def _read_yaml(path: Path, key: str) -> Any:
+    """A YAML file's content; unreadable, non-UTF-8 or invalid YAML is a ConfigError on ``key``."""
     import yaml
 
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"{path} is not UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(key, f"{path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(key, f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a flat YAML mapping of config keys (``{key: value}`` or W&B's ``{key: {value: v}}``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config", f"file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError("config", f"{path} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        raise ConfigError("config", f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    data = _read_yaml(path, "config")
     if not isinstance(data, dict):
         raise ConfigError("config", f"{path} must hold a mapping of config keys")
     # W&B's config-defaults style: {"lr": {"value": 0.01}}
@@ -436,18 +443,11 @@ def load_recipe(spec: str, method: str) -> dict[str, Any]:
     A recipe YAML maps method names to config values, plus an optional ``all``
     entry shared by every method (the method's own entry wins).
     """
-    import yaml
-
     path = Path(spec) if spec.endswith((".yaml", ".yml")) else RECIPES / f"{spec}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
         raise ConfigError("recipe", f"no recipe {spec!r} (named recipes: {known}; or a path to a .yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError("recipe", f"{path} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        raise ConfigError("recipe", f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    data = _read_yaml(path, "recipe")
     if not isinstance(data, dict) or method not in data:
         raise ConfigError("recipe", f"recipe {spec!r} has no entry for method {method!r}")
     return {**(data.get("all") or {}), **(data.get(method) or {})}

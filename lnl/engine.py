@@ -19,7 +19,6 @@ numbers as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import pickle
@@ -36,6 +35,7 @@ import torch
 from lnl import kernels
 from lnl.config import Config, ConfigError
 from lnl.data import colored
+from lnl.data.cache import sha256_file as _sha256
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
 from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
@@ -196,14 +196,6 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return digest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ class CacheInvalid(Exception):
     pass
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         while chunk := stream.read(1 << 22):
@@ -48,7 +49,7 @@ def write(folder: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> 
         for name, array in arrays.items():
             path = tmp / f"{name}.npy"
             np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-            files[name] = {"sha256": _sha256(path), "shape": list(array.shape), "dtype": str(array.dtype)}
+            files[name] = {"sha256": sha256_file(path), "shape": list(array.shape), "dtype": str(array.dtype)}
         manifest = {"meta": meta, "files": files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
         for path in tmp.iterdir():  # make the data durable before it becomes visible
@@ -76,7 +77,7 @@ def read(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for name, info in files.items():
         path = folder / f"{name}.npy"
         try:
-            if _sha256(path) != info["sha256"]:
+            if sha256_file(path) != info["sha256"]:
                 raise CacheInvalid(f"{path}: checksum mismatch")
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
