@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a grid sweep YAML locally, resumably: finished runs are skipped.
 
-    python scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir reports/paper_reproduction/records
+    python scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir runs/paper_table --set recipe=official_short
     python scripts/run_sweep.py sweeps/paper_table.yaml --filter method=lnl color_var=0.02 --dry-run
     python scripts/run_sweep.py sweeps/paper_table.yaml --shard 1/3      # this machine's third of the grid
 

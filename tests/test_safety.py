@@ -198,3 +198,39 @@ def test_an_unusable_storage_url_is_one_line_without_the_password(url, tmp_path)
     assert out.returncode == 2, out.stderr[-1500:]
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "s3cr3t" not in out.stdout + out.stderr
+
+
+def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_record(tiny_config, monkeypatch):
+    import errno
+
+    import torch
+
+    import lnl.engine as engine
+
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        real_save({"half": torch.zeros(1000)}, path)  # some bytes land, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.torch, "save", full_disk)
+    cfg = tiny_config(method="baseline", epochs=2, run_id="full")
+    with pytest.raises(OSError, match="No space"):
+        lnl.train(cfg)
+    run_dir = __import__("pathlib").Path(cfg.runs_dir) / "full"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["record.json"]  # no .tmp, no half checkpoint
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "failed" and "No space" in record["reason"]
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\x93NUMPY garbage", b"not a numpy file at all"])
+def test_a_missing_or_broken_official_file_is_one_line(content, tmp_path):
+    path = tmp_path / "mnist_10color_jitter_var_0.020.npy"
+    if content is not None:
+        path.write_bytes(content)
+    out = subprocess.run([sys.executable, "scripts/train.py", "--data-source", "official", "--data-path", str(path),
+                          "--runs-dir", str(tmp_path / "runs"), "--wandb-mode", "disabled"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-1500:]
+    assert len(out.stderr.strip().splitlines()) == 1 and "data_path" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
