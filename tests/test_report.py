@@ -185,6 +185,19 @@ def test_publish_to_wandb_offline(records, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("rule", ["last", "val_biased", "val_unbiased"])
+def test_committed_paper_protocol_tables_rebuild_from_committed_records(rule):
+    """reports/paper_reproduction/ (the authors' data and protocol): its tables and calibration follow from its
+    committed records (`bash reports/paper_reproduction/reproduce.sh --report`)."""
+    folder = REPO / "reports" / "paper_reproduction"
+    recs = load.from_folders([folder / "official_short" / "records"])
+    assert len(recs) >= 7 and all(r["config"]["strokes"] == "binary" for r in recs)
+    text = tables.to_markdown(tables.comparison(recs, rule, "std"))
+    assert text.strip() in (folder / f"table_{rule}.md").read_text()
+    calibration = tables.calibration_markdown(tables.calibration(load.from_folders([folder / "calibration" / "records"])))
+    assert calibration.strip() in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("rule", ["last", "val_biased", "val_unbiased"])
 def test_committed_reproduction_tables_rebuild_from_committed_records(rule):
     """The graded-data appendix of reports/paper_reproduction/ is reproducible: its tables follow from its
     committed records (rebuild it with `bash reports/paper_reproduction/appendix_graded_6epoch/reproduce.sh
