@@ -282,8 +282,7 @@ class Config:
         """
         defaults = Config().identity()
         changed = {k: v for k, v in self.identity().items() if v != defaults.get(k)}
-        if DATA_VERSION > 1:
-            changed["data_version"] = DATA_VERSION
+        changed["data_version"] = DATA_VERSION  # runs on other data never share an id
         if self.init_from is not None:
             # The starting point is part of what the run computes: the pretraining run's own identity.
             changed["init_run"] = self.init_config().default_run_id()

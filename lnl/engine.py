@@ -198,8 +198,11 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> str:
     return digest
 
 
-# ---------------------------------------------------------------------------------------
-# pretrained start (Config.init_from)
+def _checksum_path(path: Path) -> Path:
+    """Where the SHA-256 of an epoch checkpoint is written (after the checkpoint, so it marks it complete)."""
+    return path.with_name(path.name + ".sha256")
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, wait: bool = True, what: str = ""):
     """An exclusive advisory lock (POSIX ``flock``, released by the kernel when its process dies).
@@ -221,6 +224,8 @@ def _file_lock(path: Path, wait: bool = True, what: str = ""):
             fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
 
 
+# ---------------------------------------------------------------------------------------
+# pretrained start (Config.init_from)
 def pretrained_start(cfg: Config) -> dict[str, Any]:
     """The final state of the run ``cfg`` starts from (``cfg.init_from``), training it first if needed.
 
@@ -345,8 +350,7 @@ def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         return None
-    expected = (path.with_name(path.name + ".sha256").read_text().strip()
-                if path.with_name(path.name + ".sha256").is_file() else None)
+    expected = _checksum_path(path).read_text().strip() if _checksum_path(path).is_file() else None
     try:
         if expected is not None and _sha256(path) != expected:
             raise ValueError("checksum mismatch")
@@ -462,7 +466,7 @@ def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | Non
         save_record()
         if status != "failed":
             ckpt_path.unlink(missing_ok=True)  # only unfinished runs need their checkpoint
-            ckpt_path.with_name(ckpt_path.name + ".sha256").unlink(missing_ok=True)
+            _checksum_path(ckpt_path).unlink(missing_ok=True)
     result = RunResult.from_record(record, run_dir)
     acc = result.final.get("test/acc")
     acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"
@@ -542,7 +546,7 @@ def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, 
                 "epochs": epochs, "confusion": confusion,
                 "timings": dict(timings),
                 "torch_rng": torch.get_rng_state(), "wandb": tracker.info, "init": record.get("init")})
-            write_text_atomic(ckpt_path.with_name(ckpt_path.name + ".sha256"), digest + "\n")
+            write_text_atomic(_checksum_path(ckpt_path), digest + "\n")
         if on_epoch is not None:
             try:
                 on_epoch(epoch + 1, metrics)

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lnl.config import PAPER_COLOR_VARS  # noqa: E402
 from lnl.data.dataset import load_generated  # noqa: E402
+from lnl.data import colored  # noqa: E402
 from lnl.data.mnist import MnistUnavailable  # noqa: E402
 
 
@@ -24,8 +25,8 @@ def main() -> int:
     parser.add_argument("--cache-dir", default="data")
     parser.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
     parser.add_argument("--palette", default="default")
-    parser.add_argument("--strokes", default="binary", choices=("binary", "graded"))
-    parser.add_argument("--color-noise", default="per_channel_var", choices=("per_channel_var", "total_var", "std"))
+    parser.add_argument("--strokes", default="binary", choices=colored.STROKES)
+    parser.add_argument("--color-noise", default="per_channel_var", choices=tuple(colored.COLOR_NOISE))
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--val-size", type=int, default=5000)
     args = parser.parse_args()
