@@ -147,7 +147,9 @@ class Config:
                                  "f's input batch norm folded into its first convolution; same values and "
                                  "gradients",
                            identity=False)
-    threads: Optional[int] = _f(None, "CPU threads for torch (default: torch's choice)", identity=False)
+    threads: Optional[int] = _f(None, "CPU threads for torch (default: this worker's share, cores / "
+                                      "LNL_WORKERS, when several share the machine; else torch's choice)",
+                               identity=False)
 
     # --- records ----------------------------------------------------------------------
     runs_dir: str = _f("runs", "root folder of run records", identity=False)

@@ -34,6 +34,7 @@ import torch
 
 from lnl import kernels
 from lnl.config import Config, ConfigError
+from lnl.workers import WorkerEnvError, apply_share
 from lnl.data import colored
 from lnl.data.cache import sha256_file as _sha256
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
@@ -310,8 +311,10 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
 
     # Everything that can fail on a bad input (device, data files, palette, the pretrained start) is
     # done before the run folder is touched, so a failing re-run never costs an existing record.
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    try:
+        share = apply_share(cfg.threads)  # this worker's share of the cores (lnl.workers)
+    except WorkerEnvError as err:
+        raise ConfigError(None, str(err)) from None
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     method_cls = METHODS.get(cfg.method)
@@ -336,7 +339,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
             shutil.rmtree(run_dir)  # an unfinished (or explicitly overwritten) run starts over
         run_dir.mkdir(parents=True, exist_ok=True)
         return _run(cfg, run_id, run_dir, previous, checkpoint, start, device, data, data_s, method_cls,
-                    wall_start, on_epoch, tracker)
+                    wall_start, on_epoch, tracker, share)
 
 
 def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
@@ -372,7 +375,7 @@ def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
 def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | None,
          checkpoint: dict[str, Any] | None, start: dict[str, Any] | None, device: torch.device,
          data: DeviceData, data_s: float, method_cls: type, wall_start: float,
-         on_epoch: EpochCallback | None, tracker: Any) -> RunResult:
+         on_epoch: EpochCallback | None, tracker: Any, share: dict[str, Any]) -> RunResult:
     from lnl.tracking import open_tracker  # W&B is optional; imported lazily
 
     ckpt_path = run_dir / CHECKPOINT
@@ -420,7 +423,7 @@ def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | Non
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
+                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(), "workers": share,
                 "cpu_kernels": cpu_kernels_status(cfg, device)},
         "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": (previous or {}).get("created_at") if checkpoint is not None else None,

@@ -6,6 +6,7 @@
     python scripts/benchmark.py --accuracy-epochs 3   # + test accuracy: fast path vs fp32 plain path
     python scripts/benchmark.py --one-pass-epochs 3   # + test accuracy: two-pass vs one-pass LNL step
     python scripts/benchmark.py --device cuda --json bench.json
+    python scripts/benchmark.py --workers 1 2         # N processes at once: total images/s, trials/hour
 
 Both pipelines run in this process on the same machine with the paper's network
 sizes, batch 128 and the same number of warm-up and timed steps; timing rounds
@@ -21,188 +22,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from lnl.bench import bench_data, measure_all, ours, parallel_throughput, reference, trials_per_hour  # noqa: E402
 from lnl.config import Config  # noqa: E402
-from lnl.data.dataset import ColoredMnist, load_generated  # noqa: E402
-from lnl.data.tensors import DeviceData  # noqa: E402
-from lnl.cuda_graphs import graphed_step  # noqa: E402
-from lnl.engine import (autocast_factory, cpu_has_fast_bf16, cpu_kernels_status, prepare_model,  # noqa: E402
-                        resolve_precision)
-from lnl.methods import METHODS  # noqa: E402
-from lnl.reference import OfficialColoredMnist, ReferenceLNL  # noqa: E402
-
-
-class PeakMemory:
-    """Peak memory during a block: CUDA allocator peak, or the process's resident set sampled every 5 ms."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.peak_mb = device, 0.0
-
-    @staticmethod
-    def _rss_mb() -> float:
-        with open("/proc/self/statm") as stream:
-            return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return self
-        self._stop = threading.Event()
-        self.peak_mb = self._rss_mb()
-
-        def sample() -> None:
-            while not self._stop.wait(0.005):
-                self.peak_mb = max(self.peak_mb, self._rss_mb())
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mb = max(self.peak_mb, self._rss_mb())
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class Batches:
-    """An endless stream of batches from a pipeline (restarts its epoch iterator when it runs out)."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self.make, self.it = make, make()
-
-    def next(self) -> Any:
-        try:
-            return next(self.it)
-        except StopIteration:
-            self.it = self.make()
-            return next(self.it)
-
-
-def timed_steps(step: Callable[[Any], None], batches: Batches, device: torch.device, steps: int,
-                batch_size: int = 128) -> float:
-    """images/s over ``steps`` steps (data loading included)."""
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step(batches.next())
-    sync(device)
-    return steps * batch_size / (time.perf_counter() - t)
-
-
-def epoch_time(step: Callable[[Any], None], make: Callable[[], Any], device: torch.device) -> tuple[float, int]:
-    """Wall time of one full pass over the benchmark's 60,000 images."""
-    sync(device)
-    t, n = time.perf_counter(), 0
-    for batch in make():
-        step(batch)
-        n += 1
-    sync(device)
-    return time.perf_counter() - t, n
-
-
-def measure_all(pipelines: list[tuple[str, Callable, Callable]], device: torch.device, warmup: int, steps: int,
-                repeats: int, epoch: bool, skip_epoch: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """Throughput of every pipeline in ``repeats`` interleaved rounds (median reported, so drifts in
-    machine load hit all pipelines alike), then each pipeline's epoch time and peak memory.
-
-    A pipeline that fails during its warm-up (say, a compile mode this machine can't run) is
-    reported with its error instead of ending the benchmark."""
-    streams = {name: Batches(make) for name, _, make in pipelines}
-    failed: dict[str, dict[str, Any]] = {}
-    for name, step, _ in pipelines:
-        try:
-            for _ in range(warmup):
-                step(streams[name].next())
-        except Exception as err:  # noqa: BLE001 - reported in the table
-            failed[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
-            print(f"  {name}: failed during warm-up: {failed[name]['error']}", flush=True)
-    pipelines = [p for p in pipelines if p[0] not in failed]
-    rounds: dict[str, list[float]] = {name: [] for name, _, _ in pipelines}
-    for _ in range(repeats):
-        for name, step, _ in pipelines:
-            rounds[name].append(timed_steps(step, streams[name], device, steps))
-    out = {}
-    for name, step, make in pipelines:
-        with PeakMemory(device) as mem:
-            row: dict[str, float] = {"images_per_s": float(np.median(rounds[name])),
-                                     "images_per_s_rounds": [round(v, 1) for v in rounds[name]]}
-            if epoch and name not in skip_epoch:
-                row["epoch_s"], row["epoch_steps"] = epoch_time(step, make, device)
-            else:
-                timed_steps(step, streams[name], device, steps)
-        row["peak_mem_mb"] = mem.peak_mb
-        out[name] = row
-    return {**out, **failed}
-
-
-def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
-    """60,000 biased training images (our train split + the held-out val_biased images)."""
-    data = load_generated(color_var, cache_dir=cache_dir)
-    a = data.arrays
-    arrays = dict(a)
-    arrays["train_x"] = np.concatenate([a["train_x"], a["val_biased_x"]])
-    arrays["train_y"] = np.concatenate([a["train_y"], a["val_biased_y"]])
-    arrays["train_color"] = np.concatenate([a["train_color"], a["val_biased_color"]])
-    return ColoredMnist(arrays, data.meta)
-
-
-def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
-         compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True,
-         cpu_kernels: bool = True) -> tuple[Callable, Callable]:
-    cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
-                 cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False, cpu_kernels=cpu_kernels)
-    torch.manual_seed(0)
-    dd = DeviceData(data, device)
-    model = prepare_model(cfg, device)
-    method = METHODS.get(kind)(cfg, model, autocast_factory(device, precision), compile=compile)
-    model.train()
-    gen = torch.Generator().manual_seed(0)
-
-    def batches() -> Any:
-        return iter(dd.batches("train", 128, gen))
-
-    step = graphed_step(method, device, 128, cuda_graphs and not compile)
-    return (lambda b: step(*b, 0)), batches
-
-
-def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Callable, Callable]:
-    torch.manual_seed(0)
-    ref = ReferenceLNL()
-    ref.net.to(device)
-    ref.heads.to(device)
-    ref.train()
-    loader = torch.utils.data.DataLoader(OfficialColoredMnist(data.x("train"), data.y("train")), batch_size=128,
-                                         shuffle=True)
-
-    def step(batch: Any) -> None:
-        images, color_labels, labels = (t.to(device) for t in batch)
-        if kind == "lnl":
-            ref.step(images, color_labels, labels)
-        else:
-            ref.step_baseline(images, labels)
-
-    return step, lambda: iter(loader)
+from lnl.engine import cpu_has_fast_bf16, cpu_kernels_status, resolve_precision  # noqa: E402
+from lnl.workers import available_cores  # noqa: E402
 
 
 PRECISION_VARIANTS = [("fp32 plain (NCHW)", {"precision": "fp32", "channels_last": False, "cpu_kernels": False}),
@@ -260,8 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accuracy-seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--color-var", type=float, default=0.02)
     p.add_argument("--cache-dir", default="data")
+    p.add_argument("--workers", type=int, nargs="+", default=None, metavar="N",
+                   help="instead: total throughput of N worker processes at once (each with its share of the "
+                        "cores; N=2 also without sharing, for comparison) and trials/hour of a short recipe")
+    p.add_argument("--trial-epochs", type=int, default=1,
+                   help="--workers: epochs of the short LNL recipe timed for trials/hour (0: skip)")
     p.add_argument("--json", default=None, help="write all results to this JSON file")
     args = p.parse_args(argv)
+    if args.workers:
+        return workers_main(args)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -324,6 +164,66 @@ def main(argv: list[str] | None = None) -> int:
                                                "one_pass": steps_check}, indent=1))
         print(f"results written to {args.json}")
     return 0
+
+
+TRIAL_RECIPE = {"recipe": "reproduction", "method": "lnl", "color_var": 0.02, "train_size": 10000}
+
+
+def workers_main(args: argparse.Namespace) -> int:
+    """``--workers``: the multi-worker table (lnl.bench.parallel_throughput) and trials/hour."""
+    cores = len(available_cores())
+    if any(n < 1 for n in args.workers):
+        print("error: --workers takes whole numbers >= 1", file=sys.stderr)
+        return 2
+    env = {"device_name": platform.processor() or platform.machine(), "cores": cores, "torch": torch.__version__,
+           "fast_precision": resolve_precision("auto", torch.device("cpu")), "cpu_bf16": cpu_has_fast_bf16(),
+           "warmup": args.warmup, "steps": args.steps, "trial_recipe": {**TRIAL_RECIPE, "epochs": args.trial_epochs}}
+    print(f"workers benchmark on {env['device_name']} ({cores} cores); each worker: {args.warmup} warm-up steps, "
+          f"then {args.steps} timed steps, all started together", flush=True)
+    bench_data(args.cache_dir, args.color_var)  # make the cache once, before the workers race for it
+    rows, trials = [], []
+    cases = [(n, True) for n in args.workers] + ([(2, False)] if 2 in args.workers else [])
+    for kind in ("baseline", "lnl"):
+        for pipeline in ("ours", "reference"):
+            alone = None
+            for n, share in cases:
+                row = parallel_throughput(kind, pipeline, n, share=share, cache_dir=args.cache_dir,
+                                          color_var=args.color_var, warmup=args.warmup, steps=args.steps)
+                alone = row["images_per_s"] if (n, share) == (1, True) else alone
+                row["ratio_to_one"] = row["images_per_s"] / alone if alone else None
+                rows.append(row)
+                print(_worker_row(row), flush=True)
+    if args.trial_epochs:
+        for n, share in cases:
+            trials.append(trials_per_hour(n, env["trial_recipe"], share=share, cache_dir=args.cache_dir))
+            print(f"trials/hour  workers {n} {'shared' if share else 'unshared'}: "
+                  f"{trials[-1]['trials_per_hour']:.1f} ({trials[-1]['wall_s']:.1f} s)", flush=True)
+    print("\n" + _workers_table(rows, trials))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"env": env, "workers": rows, "trials": trials}, indent=1))
+        print(f"results written to {args.json}")
+    return 0
+
+
+def _worker_row(r: dict[str, Any]) -> str:
+    ratio = f"x{r['ratio_to_one']:.2f}" if r["ratio_to_one"] else ""
+    return (f"{r['step']:<9} {r['pipeline']:<10} workers {r['workers']} {'shared' if r['share'] else 'unshared':<8} "
+            f"{r['images_per_s']:>8.0f} img/s total  threads {r['threads']}  {ratio}")
+
+
+def _workers_table(rows: list[dict[str, Any]], trials: list[dict[str, Any]]) -> str:
+    lines = ["| step | pipeline | workers | threads each | total images/s | per worker | vs 1 worker |",
+             "|---|---|---:|---|---:|---|---:|"]
+    for r in rows:
+        label = f"{r['workers']}" + ("" if r["share"] else " (no share: torch default threads)")
+        ratio = f"{r['ratio_to_one']:.2f}x" if r["ratio_to_one"] else "-"
+        lines.append(f"| {r['step']} | {r['pipeline']} | {label} | {r['threads']} | {r['images_per_s']:.0f} | "
+                     f"{', '.join(f'{v:.0f}' for v in r['per_worker_images_per_s'])} | {ratio} |")
+    if trials:
+        lines += ["", "| workers | wall time | trials/hour |", "|---|---:|---:|"]
+        lines += [f"| {t['workers']}{'' if t['share'] else ' (no share)'} | {t['wall_s']:.1f} s | "
+                  f"{t['trials_per_hour']:.1f} |" for t in trials]
+    return "\n".join(lines)
 
 
 def _row(r: dict[str, Any]) -> str:

@@ -58,7 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-trials", type=int, default=None,
                    help="cap on each study's total trials across all workers and machines")
     p.add_argument("--timeout", type=float, default=None, help="seconds per study per worker")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="worker processes; each takes cores / N threads and its own cores (lnl.workers)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config values for every trial, e.g. --set epochs=3 train_size=10000")
     p.add_argument("--runs-dir", default="runs/optuna", help="where the trials' run records go")
@@ -113,7 +114,11 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def worker_main(args: argparse.Namespace, studies: list[dict[str, Any]], caps: dict[str, int | None],
                 index: int) -> None:
-    """Body of one worker process: the studies one after another."""
+    """Body of one worker process: the studies one after another, on its share of the cores."""
+    if args.n_jobs > 1:
+        from lnl.workers import worker_env
+
+        os.environ.update(worker_env(args.n_jobs, index))  # read by the engine (lnl.workers.apply_share)
     optuna_quiet()
     overrides = overrides_from(args)
     epochs = int(overrides.get("epochs", studies[0]["fixed"].get("epochs", Config().epochs)))

@@ -4,18 +4,23 @@
     python scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir runs/paper_table --set recipe=official_short
     python scripts/run_sweep.py sweeps/paper_table.yaml --filter method=lnl color_var=0.02 --dry-run
     python scripts/run_sweep.py sweeps/paper_table.yaml --shard 1/3      # this machine's third of the grid
+    python scripts/run_sweep.py sweeps/paper_table.yaml --jobs 2         # two runs at a time, a core share each
 
 The same YAML that ``wandb agent`` runs (sweeps/paper_table.yaml), without a W&B
 server: the grid is the product of every ``values`` list; constants are fixed.
 Each run has a deterministic id (method, bias level, seed, config hash), so a
 re-launch resumes killed runs from their checkpoint and skips finished ones
 (as DomainBed's sweep does). Runs are ordered seed-major, so a partial sweep
-already covers every cell once.
+already covers every cell once. ``--jobs N`` trains N runs at a time in a local
+process pool, each process with its share of the cores (lnl.workers); a run that
+fails is reported and the others go on.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing as mp
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config values of every run")
     p.add_argument("--filter", nargs="*", default=[], metavar="KEY=VALUE", help="only runs with these values")
     p.add_argument("--shard", default=None, metavar="I/N", help="run only the I-th of N interleaved parts")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N runs at a time (processes; each takes cores / N threads)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        print(f"error: --jobs must be >= 1; got {args.jobs}", file=sys.stderr)
+        return 2
     try:
         sweep = load_sweep(args.sweep)
         runs = grid(sweep)
@@ -91,16 +101,49 @@ def main(argv: list[str] | None = None) -> int:
         for cfg, state in states:
             print(f"  {state:<9} {cfg.default_run_id()}")
         return 0
+    start = time.perf_counter()
+    todo = [(k, cfg) for k, (cfg, state) in enumerate(states, 1) if state not in ("finished", "diverged")]
+    failed = run_pool(todo, len(states), args.jobs, start)
+    print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}"
+          + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def run_pool(todo: list[tuple[int, Config]], total: int, jobs: int, start: float) -> list[str]:
+    """Train ``todo`` with ``jobs`` processes (in this process when 1); the run ids that failed."""
+    if jobs == 1:
+        return [rid for rid in (_train_one(k, total, cfg, start) for k, cfg in todo) if rid]
+    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    counter = ctx.Value("i", 0)
+    with ctx.Pool(min(jobs, len(todo)) or 1, initializer=_init_worker, initargs=(counter, jobs)) as pool:
+        results = pool.starmap(_train_one, [(k, total, cfg, start) for k, cfg in todo], chunksize=1)
+    return [rid for rid in results if rid]
+
+
+def _init_worker(counter, jobs: int) -> None:
+    """Pool initializer: this worker's index and its share of the cores (read by the engine)."""
+    from lnl.workers import worker_env
+
+    with counter.get_lock():
+        index, counter.value = counter.value, counter.value + 1
+    os.environ.update(worker_env(jobs, index))
+
+
+def _train_one(k: int, total: int, cfg: Config, start: float) -> str | None:
+    """Train one run; its id if it failed (the error is printed, the sweep goes on)."""
     from lnl.engine import train
 
-    start = time.perf_counter()
-    for k, (cfg, state) in enumerate(states, 1):
-        if state in ("finished", "diverged"):
-            continue
-        print(f"\n[{k}/{len(states)}] {cfg.default_run_id()} ({time.perf_counter() - start:.0f}s so far)", flush=True)
+    run_id = cfg.default_run_id()
+    print(f"\n[{k}/{total}] {run_id} ({time.perf_counter() - start:.0f}s so far)", flush=True)
+    try:
         train(cfg)
-    print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}")
-    return 0
+    except ConfigError as err:
+        print(f"error: {run_id}: {err}", file=sys.stderr, flush=True)
+        return run_id
+    except Exception as err:  # noqa: BLE001 - one broken run must not stop a pool of others
+        print(f"error: {run_id} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return run_id
+    return None
 
 
 def _shard(text: str) -> tuple[int | None, int]:

@@ -6,6 +6,10 @@
 #   bash reports/paper_reproduction/reproduce.sh --short         # official_short (10 + 10 epochs) at sigma^2 = 0.020, 3 seeds
 #   bash reports/paper_reproduction/reproduce.sh --official [LEVELS]  # the authors' 100 + 100-epoch protocol,
 #                                                                  # 3 seeds per level (default: 0.02 only)
+#   bash reports/paper_reproduction/reproduce.sh --long-lnl      # the official 100-epoch LNL phase (lr 1e-3, step 40,
+#                                                                  # lambda 0.01, mu 0.1) started from the committed
+#                                                                  # official_short 10-epoch baselines, precision auto,
+#                                                                  # sigma^2 = 0.020, seeds 0 1 2 (SEEDS to choose)
 #
 # Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
 # be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
@@ -29,8 +33,19 @@ case "$MODE" in
       "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/official/records" \
           --set recipe=official "${SET[@]}" --filter color_var="$cv"
     done ;;
+  --long-lnl)
+    # The pretrained baselines are found by run id in --runs-dir: copy the committed ones in (never overwrite).
+    mkdir -p "$OUT/long_lnl/records"
+    for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do
+      [ -e "$OUT/long_lnl/records/$(basename "$d")" ] || cp -r "$d" "$OUT/long_lnl/records/"
+    done
+    for seed in ${SEEDS:-0 1 2}; do
+      "$PY" scripts/train.py --method lnl --recipe official --init-recipe official_short --precision auto \
+          --color-var 0.02 --seed "$seed" --runs-dir "$OUT/long_lnl/records" --resume \
+          --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl]" >&2; exit 2 ;;
 esac
 "$PY" scripts/report.py --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
