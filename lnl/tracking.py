@@ -49,6 +49,13 @@ def resolve_mode(requested: str) -> str:
     return "online" if has_credentials() else "offline"
 
 
+def wandb_group(config: Any) -> str:
+    """The W&B group of a run: ``--group``, else its Optuna study, else ``<method>-cv<sigma^2>``.
+    ``config`` is a :class:`lnl.config.Config` or a record's config dict."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key)
+    return get("group") or get("study") or f"{get('method')}-cv{float(get('color_var')):.3f}"
+
+
 def default_job_type(cfg: Any) -> str:
     if cfg.job_type:
         return cfg.job_type
@@ -97,6 +104,8 @@ class WandbTracker:
         self.info = {"mode": mode, "id": run.id, "path": "/".join(p for p in (run.entity, run.project, run.id) if p)
                      if mode == "online" else None, "dir": sync_dir, "url": getattr(run, "url", None)
                      if mode == "online" else None, "project": run.project}
+        if os.environ.get("WANDB_SWEEP_ID"):  # under wandb agent: lets a W&B Report filter by sweep
+            self.info["sweep"] = os.environ["WANDB_SWEEP_ID"]
         if note:
             self.info["reason"] = note
         run.define_metric("epoch")
@@ -189,7 +198,7 @@ def open_tracker(cfg: Any, run_id: str, record: dict[str, Any], resume_id: str |
     kwargs = dict(
         project=cfg.wandb_project or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT,
         entity=cfg.wandb_entity or os.environ.get("WANDB_ENTITY") or None,
-        group=cfg.group or cfg.study or f"{cfg.method}-cv{cfg.color_var:.3f}",
+        group=wandb_group(cfg),
         job_type=default_job_type(cfg), tags=run_tags(cfg), name=run_id,
         config={**record["config"], **({"init_run": record["init"]["from_run"]} if record.get("init") else {})},
         settings=wandb.Settings(init_timeout=float(os.environ.get("LNL_WANDB_INIT_TIMEOUT", "30")),

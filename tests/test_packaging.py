@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import tomllib
 
+import pytest
+
 import yaml
 
 from conftest import REPO
@@ -13,16 +15,48 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\s\[]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_environment_yml_has_the_same_packages_as_pyproject():
+#: pyproject name -> conda-forge name, where they differ (checked against conda-forge's package pages).
+CONDA_NAMES = {"environment.yml": {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"},
+               "environment-cuda.yml": {"torch": "pytorch-gpu", "matplotlib": "matplotlib-base"}}
+
+
+def _conda_spec(spec: str) -> tuple[str, str]:
+    """``"pytorch-cpu>=2.2"`` -> ``("pytorch-cpu", ">=2.2")`` (build strings after a second ``=`` kept)."""
+    name = re.split(r"[<>=!~\s]", spec.strip(), maxsplit=1)[0]
+    return name.lower(), spec.strip()[len(name):].replace(" ", "")
+
+
+@pytest.mark.parametrize("env_file", sorted(CONDA_NAMES))
+def test_conda_files_carry_pyprojects_packages_from_conda_forge(env_file):
+    """Every dependency of pyproject.toml is in the conda file with the same lower bound: from conda-forge
+    (under its conda-forge name) or, for what conda-forge does not carry, from pip; the project editable."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    env = yaml.safe_load((REPO / env_file).read_text())
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+    conda = dict(_conda_spec(d) for d in env["dependencies"] if isinstance(d, str))
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    conda_reqs = {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-")}
-    py_reqs = {_name(r): r.replace(" ", "") for r in project["dependencies"]}
-    assert conda_reqs == py_reqs  # same names and the same version specifiers
-    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python.replace("python", "") == project["requires-python"]
-    assert "-e ." in pip
+    pip_reqs = {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-")}
+    names = CONDA_NAMES[env_file]
+    for req in project["dependencies"]:
+        name, bound = _name(req), req.replace(" ", "")[len(_name(req)):]
+        if name in pip_reqs:
+            assert pip_reqs[name] == req.replace(" ", ""), (env_file, req)
+        else:
+            assert conda.get(names.get(name, name)) == bound, (env_file, req, conda.get(names.get(name, name)))
+    assert set(pip_reqs) <= {"wandb-workspaces"}  # pip only for what conda-forge lacks
+    assert conda["python"] == project["requires-python"] and "-e ." in pip
+
+
+@pytest.mark.parametrize("env_file", sorted(CONDA_NAMES))
+def test_conda_files_can_build_the_cpu_kernels_on_one_openmp(env_file):
+    """lnl/kernels needs a C compiler and -fopenmp code that shares torch's OpenMP runtime (conda-forge's
+    pytorch uses LLVM's libomp: the llvm _openmp_mutex points libgomp at it)."""
+    from lnl import kernels
+
+    env = yaml.safe_load((REPO / env_file).read_text())
+    conda = dict(_conda_spec(d) for d in env["dependencies"] if isinstance(d, str))
+    assert "c-compiler" in conda and conda["_openmp_mutex"] == "=*=*_llvm"
+    assert any("-fopenmp" in flags for flags in kernels.FLAG_SETS)  # what the kernels ask the compiler for
 
 
 def test_no_pin_on_torch_that_would_pick_another_build():

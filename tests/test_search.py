@@ -100,6 +100,42 @@ def test_three_trial_study_on_sqlite(cache_dir, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials) == 4
+    _dashboard_reads_the_study(f"sqlite:///{tmp_path / 'optuna.db'}", name, tmp_path / "runs/optuna")
+
+
+def _dashboard_reads_the_study(storage: str, name: str, runs: Path) -> None:
+    """optuna-dashboard (its WSGI app, as `optuna-dashboard <storage>` serves it) lists the study made by
+    optuna_search.py and shows each trial's parameters, value and the user attributes we store (run id,
+    study instance), so a change in how we store them can't silently break the dashboard."""
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(storage)
+
+    def get(path: str) -> dict:
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        environ.update(PATH_INFO=path, REQUEST_METHOD="GET")
+        status = []
+        body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+        assert status[0].startswith("200"), (path, status, body[:300])
+        return json.loads(body)
+
+    summaries = {s["study_name"]: s for s in get("/api/studies")["study_summaries"]}
+    assert summaries[name]["directions"] == ["maximize"]
+    study = get(f"/api/studies/{summaries[name]['study_id']}")
+    trials = study["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    for trial in trials:
+        attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        assert (runs / attrs["run_id"] / "record.json").is_file()
+        ours = optuna.load_study(study_name=name, storage=storage).trials[trial["number"]]
+        assert {p["name"]: p["param_internal_value"] for p in trial["params"]} == {
+            k: ours.distributions[k].to_internal_repr(v) for k, v in ours.params.items()}
+        assert attrs["run_id"] == ours.user_attrs["run_id"]
+    complete = [t for t in trials if t["state"] == "Complete"]
+    assert complete and all(len(t["values"]) == 1 and 0 <= t["values"][0] <= 1 for t in complete)
 
 
 def test_a_bad_trial_is_pruned_and_its_wandb_run_finishes(tiny_config, tmp_path, monkeypatch):

@@ -36,6 +36,11 @@ def test_offline_run_mirrors_the_record(tiny_config, tmp_path, monkeypatch, caps
     assert logged["summary"]["status"] == "finished"
     for key in ("test/confusion_matrix_table/_type", "test/per_class_accuracy/_type", "samples/train/_type"):
         assert key in logged["summary"]
+    # every key a W&B Report panel reads (lnl.report.wandb_report.LOGGED_KEYS) is really logged
+    from lnl.report.wandb_report import LOGGED_KEYS
+    history_keys = {k for row in logged["history"] for k in row}
+    for key in LOGGED_KEYS:
+        assert key in history_keys or any(s == key or s.startswith(key + "/") for s in logged["summary"]), key
     # identity: config, group, job type, tags
     assert {k: logged["config"][k] for k in record["config"]} == record["config"]
     assert logged["run"].run_group == "lnl-cv0.020" and logged["run"].job_type == "train"
