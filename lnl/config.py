@@ -62,7 +62,8 @@ class Config:
     """Everything that defines a run. See ``python scripts/train.py --help``."""
 
     # --- experiment -----------------------------------------------------------------
-    method: str = _f("lnl", "training method (registry lnl.methods.METHODS): baseline, lnl or gray")
+    method: str = _f("lnl", "training method (registry lnl.methods.METHODS): baseline, lnl, gray or "
+                                   "blind_eye")
     arch: str = _f("paper", "architecture (registry lnl.models.ARCHS)")
     color_var: float = _f(0.02, "color jitter variance sigma^2 around each class's mean color (> 0; "
                                 "the paper uses 0.020 to 0.050)")
@@ -119,6 +120,9 @@ class Config:
     lnl_step: str = _f("two_pass", "'two_pass': the official step (f,g update, then h and reversed f "
                                    "update); 'one_pass': one forward of f for both updates",
                        choices=("two_pass", "one_pass"))
+    # --- BlindEye (Alvi et al., ECCV Workshops 2018) ------------------------------------
+    alpha: float = _f(0.01, "BlindEye: weight of the confusion loss (cross-entropy between h's prediction and "
+                            "the uniform distribution) in f's update")
     init_from: Optional[str] = _f(None, "start from the final checkpoint (weights and optimizer state, as the "
                                         "authors do) of a run of this method (e.g. 'baseline') with the same data, "
                                         "seed and architecture, trained with --init-recipe; it is found by its run "

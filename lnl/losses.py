@@ -7,6 +7,9 @@
   color heads, batch and pixels (the official code's ``loss_pred_ps_color``).
 * :func:`bias_ce`: the bias predictor's loss, per-head cross-entropy over the
   pixels that are not background, summed over the three heads.
+* :func:`uniform_ce`: BlindEye's confusion loss (Alvi et al., ECCV Workshops 2018,
+  Eq. 2), the cross-entropy between the uniform distribution and h's prediction,
+  averaged like :func:`neg_entropy`.
 
 All take h's logits shaped (N, 3, 8, H, W) and compute in float32 with
 log-softmax (the naive ``p * log(p)`` gives NaN when p underflows to 0).
@@ -45,6 +48,14 @@ def neg_entropy(logits: torch.Tensor, fused: bool = False) -> torch.Tensor:
         return kernels.neg_entropy(logits)
     logp = F.log_softmax(logits.float(), dim=2)
     return (logp.exp() * logp).sum(dim=2).mean()
+
+
+def uniform_ce(logits: torch.Tensor) -> torch.Tensor:
+    """Mean over heads, batch and pixels of ``-(1/K) sum_k log p_k``: the cross-entropy between the uniform
+    distribution over the K bins and h's softmax (BlindEye's confusion loss). Its minimum, ``log K``, is
+    reached exactly at the uniform prediction; unlike the negative entropy its gradient does not vanish
+    when h is confident (``p_j - 1/K`` per logit instead of ``p_j (log p_j - sum p log p)``)."""
+    return -F.log_softmax(logits.float(), dim=2).mean(dim=2).mean()
 
 
 def bias_ce(logits: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> torch.Tensor:

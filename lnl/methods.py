@@ -1,4 +1,4 @@
-"""Training methods, registered by name: ``baseline``, ``lnl``, ``gray``.
+"""Training methods, registered by name: ``baseline``, ``lnl``, ``gray``, ``blind_eye``.
 
 A method owns the optimizers and defines one training step on a mini-batch.
 Every method returns the same per-step statistics, so runs of different
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from lnl.config import Config
-from lnl.losses import bias_ce, grad_reverse, neg_entropy
+from lnl.losses import bias_ce, grad_reverse, neg_entropy, uniform_ce
 from lnl.models import LNLNet
 from lnl.registry import Registry
 
@@ -45,6 +45,7 @@ class Method(abc.ABC):
     """Base class: optimizers for f+g and for h, and the step interface."""
 
     input_kind = "color"  # which images the method trains and is tested on: "color" or "gray"
+    unlearns = False  # whether f is trained against the bias head (after warmup_epochs)
 
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:
@@ -139,6 +140,8 @@ class LearningNotToLearn(Method):
     authors start LNL from a pretrained baseline).
     """
 
+    unlearns = True
+
     def phase(self, epoch: int) -> str:
         return "warmup" if epoch < self.cfg.warmup_epochs else "unlearn"
 
@@ -195,3 +198,55 @@ class LearningNotToLearn(Method):
         self.opt_fg.step()
         self.opt_h.step()
         return {"train/ce": ce.detach(), "train/entropy": -ne.detach(), "bias/loss": bl.detach()}
+
+
+@METHODS.register("blind_eye")
+class BlindEye(Method):
+    """Turning a Blind Eye (Alvi, Jamaludin, Zisserman, Nellåker, ECCV Workshops 2018, Sec. 3), the
+    LNL paper's BlindEye row, on LNL's network: the same bias head h (three heads, 8 color bins per
+    pixel, :mod:`lnl.models`), the same bias labels, so only the loss and the update scheme differ.
+
+    Per mini-batch:
+
+    (A) f and g minimize ``CE(g(f(x)), y) + alpha * uniform_ce(h(f(x)))`` (Alvi et al., Eq. 2-3: the
+        confusion loss, cross-entropy between h's softmax and the uniform distribution); h is fixed.
+    (B) h minimizes the bias cross-entropy on the features of the updated f, with f held fixed (no
+        gradient reaches f: Alvi et al. train the secondary classifier on a fixed representation,
+        where LNL sends ``-mu x`` h's gradient into f through a reversal layer).
+
+    Our reading where the LNL paper gives no detail of its BlindEye run: one alternation per
+    mini-batch, in LNL's order (A then B); the confusion loss averaged over heads, batch and all
+    pixels, like LNL's entropy term; ``alpha`` its own field; the start (from scratch or from a
+    pretrained baseline, ``--init-from``) and learning rates from the recipe, as for LNL.
+    ``warmup_epochs`` of plain cross-entropy work as for LNL.
+    """
+
+    unlearns = True
+
+    def phase(self, epoch: int) -> str:
+        return "warmup" if epoch < self.cfg.warmup_epochs else "confuse"
+
+    @property
+    def trains_bias_head(self) -> bool:
+        return True  # h is BlindEye's secondary classifier
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
+        if epoch < self.cfg.warmup_epochs:
+            return self.cross_entropy_step(x, y, bias)
+        h = self.model.h
+        # (A) f, g: classification + alpha * confusion of the (fixed) bias classifier.
+        h.requires_grad_(False)
+        try:
+            with self.autocast():
+                feat = self.f(x)
+                ce = F.cross_entropy(self.g(feat).float(), y)
+                confusion = uniform_ce(self.h(feat))
+            self.opt_fg.zero_grad()
+            (ce + self.cfg.alpha * confusion).backward()
+            self.opt_fg.step()
+        finally:
+            h.requires_grad_(True)
+        # (B) h: the bias cross-entropy on the updated, fixed representation.
+        with torch.no_grad(), self.autocast():
+            feat = self.f(x)
+        return {"train/ce": ce.detach(), **self.probe_step(feat, bias)}

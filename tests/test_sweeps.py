@@ -53,7 +53,7 @@ def draw(sweep: dict, n: int) -> list[dict]:
 
 
 def test_there_are_the_three_sweeps():
-    assert {p.stem for p in SWEEP_FILES} >= {"paper_table", "lnl_tune", "architecture"}
+    assert {p.stem for p in SWEEP_FILES} >= {"paper_table", "lnl_tune", "architecture", "blind_eye_tune"}
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
@@ -75,7 +75,8 @@ def test_sweep_is_valid_for_wandb_and_for_our_config(path):
 def test_paper_table_grid_is_methods_x_levels_x_seeds():
     sweep = load_sweep(REPO / "sweeps" / "paper_table.yaml")
     combos = {(p["method"], p["color_var"], p["seed"]) for p in draw(sweep, 100)}
-    assert len(combos) == 3 * 7 * 3
+    assert len(combos) == 4 * 7 * 3
+    assert {c[0] for c in combos} == {"baseline", "lnl", "gray", "blind_eye"}  # the paper's four rows
     assert {c[1] for c in combos} == {0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05}
 
 
