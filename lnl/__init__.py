@@ -1,14 +1,27 @@
 """lnl: Learning Not to Learn (Kim et al., CVPR 2019) on Colored MNIST, as an experiment harness.
 
-``lnl.train(config) -> RunResult`` trains one run; ``lnl.Config`` describes it.
+``lnl.train(config) -> RunResult`` trains one run; ``lnl.Config`` describes it; ``python -m lnl [flags]``
+trains from the command line (same as ``scripts/train.py``).
+
+The names below load on first use, so ``import lnl`` (and the config, the sweep checks and the report
+tables) does not import torch.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-import lnl.train as _train_module  # noqa: F401  (load the submodule before binding the function name)
-from lnl.config import Config, ConfigError, parse_args
-from lnl.engine import StopRun, train
-from lnl.records import RunResult
+_LAZY = {"Config": "lnl.config", "ConfigError": "lnl.config", "parse_args": "lnl.config",
+         "StopRun": "lnl.engine", "train": "lnl.engine", "RunResult": "lnl.records"}
 
-__all__ = ["Config", "ConfigError", "RunResult", "StopRun", "parse_args", "train", "__version__"]
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lnl' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command-line entry point of a training run (``scripts/train.py``, ``python -m lnl.train``)."""
+"""Command-line entry point of a training run (``scripts/train.py``, ``python -m lnl``)."""
 from __future__ import annotations
 
 import sys

@@ -201,7 +201,7 @@ class Config:
         for key, value in positive.items():
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(key, f"must be a finite number > 0; got {value}")
-        non_negative = {"weight_decay": self.weight_decay, "lambda": self.lambda_, "mu": self.mu,
+        non_negative = {"weight_decay": self.weight_decay, "lambda": self.lambda_, "mu": self.mu, "alpha": self.alpha,
                         "warmup_epochs": self.warmup_epochs, "val_size": self.val_size,
                         "lr_gamma": self.lr_gamma}
         for key, value in non_negative.items():
@@ -413,6 +413,17 @@ def _convert(name: str, tp: Any, raw: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------
 # YAML and command line
+def parse_pairs(items: Sequence[str], flag: str) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` (a script's ``--set`` / ``--filter``) -> dict; one-line error otherwise."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(None, f"{flag} expects KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
 def _read_yaml(path: Path, key: str) -> Any:
     """A YAML file's content; unreadable, non-UTF-8 or invalid YAML is a ConfigError on ``key``."""
     import yaml

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
-from lnl.config import Config
 from lnl.losses import bias_ce, grad_reverse, neg_entropy, uniform_ce
 from lnl.models import LNLNet
 from lnl.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: lnl.config imports this module's registry in validate()
+    from lnl.config import Config
 
 METHODS: Registry = Registry("method")
 Stats = dict[str, torch.Tensor]

@@ -22,7 +22,6 @@ SCHEMA = "lnl.run/1"
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"
 FINAL_CHECKPOINT = "final.pt"  # weights + optimizer state of a finished run (Config.init_from)
-STATUSES = ("running", "finished", "diverged", "pruned", "failed")
 # The keys of each per-epoch metrics dict (the engine writes exactly these; a test holds it to that).
 EPOCH_KEYS = ("epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "bias/acc_biased",
               "val_biased/acc", "val_unbiased/acc", "test/acc", "unlearning", "throughput", "time/epoch_s",

@@ -37,8 +37,15 @@ from lnl.config import Config
 from lnl.engine import StopRun, train
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
-# Heartbeats and the retry callback are marked experimental in Optuna; we rely on them knowingly.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@contextlib.contextmanager
+def experimental_ok() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning inside this block only: heartbeats, the stale-trial retry,
+    multivariate TPE with constant liar are marked experimental; we rely on them knowingly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 class SearchSpaceError(ValueError):
@@ -167,10 +174,11 @@ def open_storage(spec: str, heartbeat_interval: int = 30, grace_period: int = 90
         path = spec[len("journal:"):]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
-    return optuna.storages.RDBStorage(
-        spec, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        engine_kwargs={"pool_pre_ping": True} if not spec.startswith("sqlite") else None)
+    with experimental_ok():
+        return optuna.storages.RDBStorage(
+            spec, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            engine_kwargs={"pool_pre_ping": True} if not spec.startswith("sqlite") else None)
 
 
 @contextlib.contextmanager
@@ -225,7 +233,8 @@ def study_name(sweep_name: str, method: str, color_var: float) -> str:
 
 def make_sampler(kind: str, space: dict[str, BaseDistribution], seed: int | None) -> optuna.samplers.BaseSampler:
     if kind == "tpe":
-        return optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed)
+        with experimental_ok():
+            return optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "grid":
@@ -281,8 +290,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         frozen = trial.study.get_trials(deepcopy=False)[trial.number]  # Optuna 5 wants a FrozenTrial here
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental_ok():
             retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
@@ -351,7 +359,8 @@ def run_worker(storage_spec: str, name: str, objective: Objective, *, cap: int |
         try:
             # RDB storages: mark trials of dead workers failed and queue their retries, under the
             # lock, so that the retry is counted before the cap is checked.
-            optuna.storages.fail_stale_trials(study)
+            with experimental_ok():
+                optuna.storages.fail_stale_trials(study)
             waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if cap is not None and counted_trials(study) >= cap and not waiting:
                 break
@@ -362,7 +371,8 @@ def run_worker(storage_spec: str, name: str, objective: Objective, *, cap: int |
                 release()  # the trial exists now: let other workers create theirs
                 return objective(trial)
 
-            study.optimize(objective_unlocked, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            with experimental_ok():  # the heartbeat thread
+                study.optimize(objective_unlocked, n_trials=1, catch=(Exception,), gc_after_trial=True)
             ran += 1
         finally:
             release()

@@ -175,11 +175,6 @@ def agent_command(sweep: dict[str, Any], params: dict[str, Any], interpreter: st
     return argv
 
 
-def config_from_params(params: dict[str, Any], base: Config | None = None) -> Config:
-    """The run config one suggestion stands for (same parsing as the command line)."""
-    return Config.from_dict({k: plain(v) for k, v in params.items()}, base=base)
-
-
 def searched(sweep: dict[str, Any]) -> Iterable[str]:
     """Names of parameters that vary (not constants)."""
     return [k for k, spec in sweep["parameters"].items() if _spec_kind(spec) != "constant"]

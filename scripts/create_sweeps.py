@@ -9,7 +9,6 @@ own sweep (named e.g. ``lnl_tune-cv0.020``), so each search optimizes for its le
 Launch agents from the repository root: the YAMLs' program is scripts/train.py.
 """
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
+from lnl.config import Config, ConfigError  # noqa: E402
 from lnl.sweep_config import SweepError, for_condition, load_sweep  # noqa: E402
 
 
@@ -37,8 +37,11 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     levels = args.color_var or [None]
-    if any(cv is not None and not (math.isfinite(cv) and cv > 0) for cv in levels):
-        print(f"error: color_var (--color-var): must be a finite number > 0; got {levels}", file=sys.stderr)
+    try:
+        for cv in levels:  # Config.validate is the one place values are checked
+            Config.from_dict({"color_var": cv} if cv is not None else {}).validate()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     configs = [for_condition(base, cv, args.method) for cv in levels]
     if args.dry_run:

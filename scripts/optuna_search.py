@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from lnl.config import Config, ConfigError  # noqa: E402
+from lnl.config import Config, ConfigError, parse_pairs  # noqa: E402
 from lnl.search import (DEFAULT_STORAGE, Objective, SearchSpaceError, best_trial_config, counted_trials,  # noqa: E402
-                        create_study, make_pruner, make_sampler, mask_url, open_storage, run_worker,
+                        create_study, experimental_ok, make_pruner, make_sampler, mask_url, open_storage, run_worker,
                         space_from_sweep, study_name)
 from lnl.sweep_config import SweepError, for_condition, load_sweep  # noqa: E402
 
@@ -74,12 +74,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(None, f"--set expects KEY=VALUE, got {item!r}")
-        values[key] = value
+    values: dict[str, Any] = dict(parse_pairs(args.set, "--set"))
     values.update(runs_dir=args.runs_dir, wandb_mode=args.wandb_mode, progress=False)
     Config.from_dict(values)  # unknown keys and bad values fail here, before any study starts
     return values
@@ -103,8 +98,7 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     studies = []
     for method in methods:
         for cv in levels:
-            if not (math.isfinite(cv) and cv > 0):
-                raise ConfigError("color_var", f"must be a finite number > 0; got {cv}")
+            Config.from_dict({"method": method, "color_var": cv}).validate()  # the one place values are checked
             fixed, space = space_from_sweep(for_condition(sweep, cv, method))
             space = {k: v for k, v in space.items() if k not in pinned}
             studies.append({"name": study_name(prefix, method, cv), "fixed": fixed, "space": space,
@@ -234,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                              pruner=make_pruner(args.pruner, epochs),
                              attrs={"space": str(args.space), "objective": args.objective,
                                     "method": st["method"], "color_var": st["color_var"]})
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "so far": it is retried
+        with experimental_ok():
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not "so far": it is retried
         cap = counted_trials(study) + args.n_trials
         caps[st["name"]] = cap if args.max_trials is None else min(cap, args.max_trials)
         print(f"study {st['name']}: {counted_trials(study)} trials so far, running up to {caps[st['name']]}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lnl.config import Config, ConfigError  # noqa: E402
+from lnl.config import Config, ConfigError, parse_pairs  # noqa: E402
 from lnl.records import RECORD, read_record  # noqa: E402
 from lnl.sweep_config import SweepError, _spec_kind, load_sweep  # noqa: E402
 
@@ -46,16 +46,6 @@ def grid(sweep: dict) -> list[dict]:
                              "(use wandb agent or scripts/optuna_search.py for random and Bayesian search)")
     order = sorted(axes, key=lambda k: (k != "seed", list(sweep["parameters"]).index(k)))
     return [{**fixed, **dict(zip(order, combo))} for combo in itertools.product(*(axes[k] for k in order))]
-
-
-def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(None, f"{flag} expects KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,9 +91,20 @@ def test_script_exit_status_end_to_end():
     proc = subprocess.run([sys.executable, "scripts/train.py", "--color-var=-1"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "color_var" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "lnl.train", "--help"], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "lnl", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--color-var" in proc.stdout and "--lambda" in proc.stdout
+
+
+def test_the_config_and_the_sweep_checks_load_without_torch():
+    """import lnl is lazy: the config, sweep YAML checks and report tables don't pay for torch."""
+    code = ("import sys, lnl, lnl.config, lnl.sweep_config, lnl.workers; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "lnl.Config(method='lnl', color_var=0.03).default_run_id(); print(lnl.__version__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import lnl
+    assert lnl.train.__module__ == "lnl.engine" and callable(lnl.train)
 
 
 def test_run_identity_ignores_paths_and_logging():
