@@ -24,7 +24,7 @@ from lnl.config import Config
 from lnl.cuda_graphs import graphed_step
 from lnl.data.dataset import ColoredMnist, load_generated
 from lnl.data.tensors import DeviceData
-from lnl.engine import autocast_factory, prepare_model
+from lnl.engine import autocast_factory, prepare_model, resolve_precision
 from lnl.methods import METHODS
 from lnl.reference import OfficialColoredMnist, ReferenceLNL
 
@@ -190,6 +190,23 @@ def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Call
     return step, lambda: iter(loader)
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its widest matrix/vector extension (what the fast path's speed depends on),
+    e.g. ``Intel(R) Xeon(R) Processor (AMX bf16)``; the machine name where /proc/cpuinfo is missing."""
+    import platform
+
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                platform.machine())
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    kind = next((label for flag, label in (("amx_bf16", "AMX bf16"), ("avx512_bf16", "AVX-512 bf16"),
+                                           ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    return f"{name} ({kind})"
+
+
 # --- several workers sharing the machine -------------------------------------------------------
 
 def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cache_dir: str,
@@ -206,7 +223,7 @@ def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cac
     device = torch.device("cpu")
     data = bench_data(cache_dir, color_var)
     step, make = (reference(kind, data, device) if pipeline == "reference"
-                  else ours(kind, data, device, precision="auto", channels_last=True))
+                  else ours(kind, data, device, precision=resolve_precision("auto", device), channels_last=True))
     batches = Batches(make)
     for _ in range(warmup):
         step(batches.next())

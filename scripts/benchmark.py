@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lnl.bench import bench_data, measure_all, ours, parallel_throughput, reference, trials_per_hour  # noqa: E402
+from lnl.bench import bench_data, cpu_model, measure_all, ours, parallel_throughput, reference, trials_per_hour  # noqa: E402
 from lnl.config import Config  # noqa: E402
 from lnl.engine import cpu_has_fast_bf16, cpu_kernels_status, resolve_precision  # noqa: E402
 from lnl.workers import available_cores  # noqa: E402
@@ -175,7 +175,7 @@ def workers_main(args: argparse.Namespace) -> int:
     if any(n < 1 for n in args.workers):
         print("error: --workers takes whole numbers >= 1", file=sys.stderr)
         return 2
-    env = {"device_name": platform.processor() or platform.machine(), "cores": cores, "torch": torch.__version__,
+    env = {"device_name": cpu_model(), "cores": cores, "torch": torch.__version__,
            "fast_precision": resolve_precision("auto", torch.device("cpu")), "cpu_bf16": cpu_has_fast_bf16(),
            "warmup": args.warmup, "steps": args.steps, "trial_recipe": {**TRIAL_RECIPE, "epochs": args.trial_epochs}}
     print(f"workers benchmark on {env['device_name']} ({cores} cores); each worker: {args.warmup} warm-up steps, "
