@@ -50,6 +50,11 @@ esac
 "$PY" scripts/report.py --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
     --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
+# The official LNL phase from the official_short baselines (--long-lnl) gets its own page.
+if grep -qs '"status": "finished"' "$OUT"/long_lnl/records/lnl-*/record.json; then
+  "$PY" scripts/report.py --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
+      --title "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
+fi
 # The full protocol gets its own page once one of its runs has finished.
 if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
   "$PY" scripts/report.py --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
