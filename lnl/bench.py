@@ -24,8 +24,7 @@ from lnl.config import Config
 from lnl.cuda_graphs import graphed_step
 from lnl.data.dataset import ColoredMnist, load_generated
 from lnl.data.tensors import DeviceData
-from lnl.engine import autocast_factory, prepare_model, resolve_precision
-from lnl.methods import METHODS
+from lnl.engine import build_training, resolve_precision
 from lnl.reference import OfficialColoredMnist, ReferenceLNL
 
 
@@ -155,12 +154,12 @@ def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
 def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
          compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True,
          cpu_kernels: bool = True) -> tuple[Callable, Callable]:
+    """Our training step of ``kind`` as the engine builds it (:func:`lnl.engine.build_training`, seed 0)
+    and an endless batch stream; ``precision`` may be 'auto' (resolved as the engine does)."""
     cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
                  cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False, cpu_kernels=cpu_kernels)
-    torch.manual_seed(0)
     dd = DeviceData(data, device)
-    model = prepare_model(cfg, device)
-    method = METHODS.get(kind)(cfg, model, autocast_factory(device, precision), compile=compile)
+    _, _, model, method = build_training(cfg, device)
     model.train()
     gen = torch.Generator().manual_seed(0)
 

@@ -26,6 +26,7 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,7 +44,7 @@ from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
 from lnl.models import LNLNet, build_model
-from lnl.records import (CHECKPOINT, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record,
+from lnl.records import (CHECKPOINT, EPOCH_KEYS, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record,
                          write_json_atomic, write_text_atomic)
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -299,7 +300,6 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     work: an unavailable device, unreadable data or palette files, a finished run without
     ``resume``/``overwrite``, a run another process is training, a checkpoint of another configuration.
     """
-
     cfg = config.validate()
     wall_start = time.perf_counter()
     run_id = cfg.run_id or cfg.default_run_id()
@@ -308,24 +308,9 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
         print(f"lnl: run {run_id} already {previous['status']}; nothing to do ({run_dir / RECORD})")
         return RunResult.from_record(previous, run_dir)
-
     # Everything that can fail on a bad input (device, data files, palette, the pretrained start) is
     # done before the run folder is touched, so a failing re-run never costs an existing record.
-    try:
-        share = apply_share(cfg.threads)  # this worker's share of the cores (lnl.workers)
-    except WorkerEnvError as err:
-        raise ConfigError(None, str(err)) from None
-    device = resolve_device(cfg.device)
-    t0 = time.perf_counter()
-    method_cls = METHODS.get(cfg.method)
-    data = DeviceData(load_data(cfg), device, gray=method_cls.input_kind == "gray",
-                      train_size=cfg.train_size, test_size=cfg.test_size)
-    data_s = time.perf_counter() - t0
-    if len(data["train"]) < 2 or len(data["val_biased"]) < 1:
-        raise ConfigError("train_size" if len(data["train"]) < 2 else "val_size",
-                          f"leaves {len(data['train'])} training and {len(data['val_biased'])} validation "
-                          "images; training needs at least 2 and validation at least 1")
-
+    inputs = _prepare_inputs(cfg)
     with _file_lock(Path(cfg.runs_dir) / f".{run_id}.lock", wait=False, what=f"run {run_id}"):
         previous = read_record(run_dir)  # again, under the lock
         if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
@@ -338,8 +323,20 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
                                                "returns it, --overwrite trains it again")
             shutil.rmtree(run_dir)  # an unfinished (or explicitly overwritten) run starts over
         run_dir.mkdir(parents=True, exist_ok=True)
-        return _run(cfg, run_id, run_dir, previous, checkpoint, start, device, data, data_s, method_cls,
-                    wall_start, on_epoch, tracker, share)
+        run = setup(cfg, run_id, run_dir, inputs, previous=previous, checkpoint=checkpoint, start=start,
+                    tracker=tracker, wall_start=wall_start)
+        status, reason = "finished", None
+        try:
+            status, reason = _loop(run, on_epoch)
+        except KeyboardInterrupt:
+            status, reason = "failed", "interrupted"
+            raise
+        except BaseException as err:  # record why the run died before re-raising
+            status, reason = "failed", f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            finish(run, status, reason)
+        return RunResult.from_record(run.record, run_dir)
 
 
 def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
@@ -372,23 +369,71 @@ def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
     return checkpoint
 
 
-def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | None,
-         checkpoint: dict[str, Any] | None, start: dict[str, Any] | None, device: torch.device,
-         data: DeviceData, data_s: float, method_cls: type, wall_start: float,
-         on_epoch: EpochCallback | None, tracker: Any, share: dict[str, Any]) -> RunResult:
-    from lnl.tracking import open_tracker  # W&B is optional; imported lazily
+def _prepare_inputs(cfg: Config) -> dict[str, Any]:
+    """This worker's share of the cores, the device and the data on it: everything a bad input breaks."""
+    try:
+        share = apply_share(cfg.threads)  # this worker's share of the cores (lnl.workers)
+    except WorkerEnvError as err:
+        raise ConfigError(None, str(err)) from None
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    data = DeviceData(load_data(cfg), device, gray=METHODS.get(cfg.method).input_kind == "gray",
+                      train_size=cfg.train_size, test_size=cfg.test_size)
+    if len(data["train"]) < 2 or len(data["val_biased"]) < 1:
+        raise ConfigError("train_size" if len(data["train"]) < 2 else "val_size",
+                          f"leaves {len(data['train'])} training and {len(data['val_biased'])} validation "
+                          "images; training needs at least 2 and validation at least 1")
+    return {"share": share, "device": device, "data": data, "data_s": time.perf_counter() - t0}
 
-    ckpt_path = run_dir / CHECKPOINT
+
+@dataclass
+class Run:
+    """One run's state between :func:`setup` and :func:`finish`: what the loop reads and updates.
+    ``record`` holds the epochs, confusion matrices and timings, so saving it saves them."""
+
+    cfg: Config
+    run_id: str
+    run_dir: Path
+    device: torch.device
+    data: DeviceData
+    model: LNLNet
+    method: Method
+    autocast: Callable[[], Any]
+    schedulers: dict[str, Any]
+    steps_per_epoch: int
+    record: dict[str, Any]
+    tracker: Any = None
+    start_epoch: int = 0
+    wall_start: float = 0.0
+    prior_s: float = 0.0  # wall time spent before a resume
+
+    def save_record(self) -> None:
+        self.record["timings"]["total_s"] = round(self.prior_s + time.perf_counter() - self.wall_start, 3)
+        self.record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json_atomic(self.run_dir / RECORD, self.record)
+
+
+def build_training(cfg: Config, device: torch.device) -> tuple[str, Callable[[], Any], LNLNet, Method]:
+    """Precision, autocast, network and method of ``cfg`` on ``device``, seeded with ``cfg.seed``
+    (the training core's setup, shared by :func:`setup` and :mod:`lnl.bench`)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
     precision = resolve_precision(cfg.precision, device)
     autocast = autocast_factory(device, precision)
     torch.manual_seed(cfg.seed)
-
     model = prepare_model(cfg, device)
-    method: Method = method_cls(cfg, model, autocast, compile=cfg.compile)
-    steps_per_epoch = max(1, len(data["train"]) // cfg.batch_size
-                          + (1 if len(data["train"]) % cfg.batch_size > 1 else 0))
+    return precision, autocast, model, METHODS.get(cfg.method)(cfg, model, autocast, compile=cfg.compile)
+
+
+def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, previous: dict[str, Any] | None,
+          checkpoint: dict[str, Any] | None, start: dict[str, Any] | None, tracker: Any,
+          wall_start: float) -> Run:
+    """The :class:`Run` of ``cfg``: network, method, schedules, the state restored from ``checkpoint``
+    (a resume) or ``start`` (a pretrained start), the record (written once) and the tracker."""
+    device, data = inputs["device"], inputs["data"]
+    precision, autocast, model, method = build_training(cfg, device)
+    n_train = len(data["train"])
+    steps_per_epoch = max(1, n_train // cfg.batch_size + (1 if n_train % cfg.batch_size > 1 else 0))
     init: dict[str, Any] = (checkpoint or {}).get("init") or {}
     if start is not None:
         init = {"from_run": start["run_id"], "sha256": start["sha256"],
@@ -399,163 +444,157 @@ def _run(cfg: Config, run_id: str, run_dir: Path, previous: dict[str, Any] | Non
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(cfg, steps_per_epoch, init.get("first_epoch_lr") if name == "fg" else None))
         for name, opt in method.optimizers.items()}
-
-    epochs: list[dict[str, Any]] = []
-    confusion: dict[str, Any] = {}
-    timings: dict[str, Any] = {"data_s": round(data_s, 3), "epoch_s": [], "eval_s": []}
-    start_epoch = 0
-    wandb_info: dict[str, Any] = {}
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        for name, opt in method.optimizers.items():
-            opt.load_state_dict(checkpoint["optimizers"][name])
-            schedulers[name].load_state_dict(checkpoint["schedulers"][name])
-        epochs, confusion = checkpoint["epochs"], checkpoint["confusion"]
-        timings.update(checkpoint["timings"])
-        start_epoch = checkpoint["epoch"]
-        wandb_info = checkpoint.get("wandb", {})
-        torch.set_rng_state(checkpoint["torch_rng"])
-        print(f"lnl: resuming {run_id} after epoch {start_epoch}")
-
+    restored = _restore(checkpoint, model, method, schedulers, run_id)
+    timings = {"data_s": round(inputs["data_s"], 3), "epoch_s": [], "eval_s": [], **restored["timings"]}
     record: dict[str, Any] = {
         "schema": SCHEMA, "run_id": run_id, "status": "running", "reason": None,
-        "config": cfg.to_dict(), "epochs": epochs, "confusion": confusion, "final": {},
+        "config": cfg.to_dict(), "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(), "workers": share,
-                "cpu_kernels": cpu_kernels_status(cfg, device)},
-        "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
-        "created_at": (previous or {}).get("created_at") if checkpoint is not None else None,
-        "wandb": wandb_info, "init": init or None,
+                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
+                "workers": inputs["share"], "cpu_kernels": cpu_kernels_status(cfg, device)},
+        "data": {"n_train": n_train, "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
+        "created_at": ((previous or {}).get("created_at") if checkpoint is not None else None)
+        or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wandb": restored["wandb"], "init": init or None,
     }
-    record["created_at"] = record["created_at"] or time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run = Run(cfg, run_id, run_dir, device, data, model, method, autocast, schedulers, steps_per_epoch, record,
+              start_epoch=restored["epoch"], wall_start=wall_start, prior_s=float(timings.get("total_s", 0.0)))
     if tracker is None:
-        tracker = open_tracker(cfg, run_id, record, resume_id=wandb_info.get("id"))
+        from lnl.tracking import open_tracker  # W&B is optional; imported lazily
+
+        tracker = open_tracker(cfg, run_id, record, resume_id=restored["wandb"].get("id"))
+    run.tracker = tracker
     record["wandb"] = tracker.info
-
-    prior_s = float(timings.get("total_s", 0.0))  # time spent before a resume
-
-    def save_record() -> None:
-        timings["total_s"] = round(prior_s + time.perf_counter() - wall_start, 3)
-        record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_json_atomic(run_dir / RECORD, record)
-
-    save_record()
-    if start_epoch == 0:
+    run.save_record()
+    if run.start_epoch == 0:
         tracker.log_samples(data)
-    status, reason = "finished", None
-    try:
-        status, reason = _train_epochs(cfg, method, model, data, schedulers, autocast, epochs, confusion,
-                                       timings, start_epoch, steps_per_epoch, run_id, on_epoch, tracker,
-                                       record, save_record, ckpt_path)
-    except KeyboardInterrupt:
-        status, reason = "failed", "interrupted"
-        raise
-    except BaseException as err:  # record why the run died before re-raising
-        status, reason = "failed", f"{type(err).__name__}: {err}"
-        raise
-    finally:
-        record["status"], record["reason"] = status, reason
-        record["final"] = _summary(epochs, confusion, status)
-        if status == "finished":
-            # Weights and optimizer state, for runs that start from this one (Config.init_from).
-            digest = _save_checkpoint(run_dir / FINAL_CHECKPOINT, {
-                "model": model.state_dict(),
-                "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()}})
-            record["final_checkpoint"] = {"file": FINAL_CHECKPOINT, "sha256": digest}
-        tracker.finish(record)
-        record["wandb"] = tracker.info
-        save_record()
-        if status != "failed":
-            ckpt_path.unlink(missing_ok=True)  # only unfinished runs need their checkpoint
-            _checksum_path(ckpt_path).unlink(missing_ok=True)
-    result = RunResult.from_record(record, run_dir)
-    acc = result.final.get("test/acc")
-    acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"
-    print(f"lnl: {run_id} {status}{f' ({reason})' if reason else ''}: unbiased test accuracy {acc_text}; "
-          f"record {run_dir / RECORD}", flush=True)
-    return result
+    return run
 
 
-def _train_epochs(cfg: Config, method: Method, model: LNLNet, data: DeviceData, schedulers: dict,
-                  autocast: Callable, epochs: list, confusion: dict, timings: dict, start_epoch: int,
-                  steps_per_epoch: int, run_id: str, on_epoch: EpochCallback | None, tracker: Any,
-                  record: dict, save_record: Callable[[], None], ckpt_path: Path) -> tuple[str, str | None]:
-    from tqdm import tqdm
+def _restore(checkpoint: dict[str, Any] | None, model: LNLNet, method: Method, schedulers: dict[str, Any],
+             run_id: str) -> dict[str, Any]:
+    """Load a resumed run's weights, optimizer, scheduler and RNG state; what it had recorded so far."""
+    if checkpoint is None:
+        return {"epoch": 0, "epochs": [], "confusion": {}, "timings": {}, "wandb": {}}
+    model.load_state_dict(checkpoint["model"])
+    for name, opt in method.optimizers.items():
+        opt.load_state_dict(checkpoint["optimizers"][name])
+        schedulers[name].load_state_dict(checkpoint["schedulers"][name])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    print(f"lnl: resuming {run_id} after epoch {checkpoint['epoch']}")
+    return {"epoch": checkpoint["epoch"], "epochs": checkpoint["epochs"], "confusion": checkpoint["confusion"],
+            "timings": checkpoint["timings"], "wandb": checkpoint.get("wandb", {})}
 
-    model.train()
-    n_train = len(data["train"])
-    step = graphed_step(method, data.device, cfg.batch_size, cfg.cuda_graphs and not cfg.compile)
-    for epoch in range(start_epoch, cfg.epochs):
-        t_epoch = time.perf_counter()
-        epoch_lr = method.opt_fg.param_groups[0]["lr"]  # the learning rate this epoch starts with
-        sums: dict[str, torch.Tensor] = {}
-        n_steps = 0
-        bar = tqdm(data.batches("train", cfg.batch_size, _epoch_generator(cfg.seed, epoch)),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=None if cfg.progress else True, dynamic_ncols=True)
-        for x, y, bias in bar:
-            stats = step(x, y, bias, epoch)
-            for key, value in stats.items():
-                sums[key] = sums[key] + value.float() if key in sums else value.float()
-            n_steps += 1
-            for sched in schedulers.values():
-                sched.step()
-            if n_steps % 50 == 0 and bar.disable is False:
-                bar.set_postfix(ce=f"{(sums['train/ce'] / n_steps).item():.3f}")
-        bar.close()
-        train_s = time.perf_counter() - t_epoch
-        means = {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}
-        diverged = [k for k, v in means.items() if not math.isfinite(v)]
 
-        t_eval = time.perf_counter()
-        vb = evaluate(model, data, "val_biased", autocast, bias_head=method.trains_bias_head)
-        vu = evaluate(model, data, "val_unbiased", autocast, bias_head=method.trains_bias_head)
-        te = evaluate(model, data, "test", autocast, bias_head=False)
-        eval_s = time.perf_counter() - t_eval
-        metrics: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": epoch_lr,
-            "train/ce": means.get("train/ce"),
-            "train/entropy": means.get("train/entropy"),
-            "bias/loss": means.get("bias/loss"),
-            "bias/acc": vu["bias_acc"],
-            "bias/acc_biased": vb["bias_acc"],
-            "val_biased/acc": vb["acc"],
-            "val_unbiased/acc": vu["acc"],
-            "test/acc": te["acc"],
-            "unlearning": int(method.unlearns and epoch >= cfg.warmup_epochs),
-            "throughput": n_steps and (n_train / train_s),
-            "time/epoch_s": round(train_s, 3),
-            "time/eval_s": round(eval_s, 3),
-        }
-        epochs.append(metrics)
-        confusion[str(epoch + 1)] = confusion_matrix(data["test"].y.cpu().numpy(), te["pred"])
-        timings["epoch_s"].append(round(train_s, 3))
-        timings["eval_s"].append(round(eval_s, 3))
-        tracker.log(metrics)
+def _loop(run: Run, on_epoch: EpochCallback | None) -> tuple[str, str | None]:
+    """Epochs from ``run.start_epoch``: train, evaluate, log, save; the run's final status and reason."""
+    cfg, record = run.cfg, run.record
+    run.model.train()
+    step = graphed_step(run.method, run.device, cfg.batch_size, cfg.cuda_graphs and not cfg.compile)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        lr = run.method.opt_fg.param_groups[0]["lr"]  # the learning rate this epoch starts with
+        means, train_s = train_one_epoch(run, step, epoch)
+        scores, eval_s = evaluate_splits(run)
+        metrics = {"epoch": epoch + 1, "lr": lr, **{k: means.get(k) for k in ("train/ce", "train/entropy",
+                                                                              "bias/loss")},
+                   **scores, "unlearning": int(run.method.unlearns and epoch >= cfg.warmup_epochs),
+                   "throughput": len(run.data["train"]) / train_s if means else 0,
+                   "time/epoch_s": round(train_s, 3), "time/eval_s": round(eval_s, 3)}
+        record["epochs"].append({k: metrics[k] for k in EPOCH_KEYS})
+        record["confusion"][str(epoch + 1)] = confusion_matrix(run.data["test"].y.cpu().numpy(),
+                                                               scores.pop("test/pred"))
+        record["timings"]["epoch_s"].append(round(train_s, 3))
+        record["timings"]["eval_s"].append(round(eval_s, 3))
+        metrics = record["epochs"][-1]
+        run.tracker.log(metrics)
         print(_epoch_line(cfg, metrics), flush=True)
+        diverged = [k for k, v in means.items() if not math.isfinite(v)]
         if diverged:
             return "diverged", f"non-finite {', '.join(diverged)} in epoch {epoch + 1}"
-        record["final"] = _summary(epochs, confusion, "running")
-        save_record()
+        record["final"] = _summary(record["epochs"], record["confusion"], "running")
+        run.save_record()
         if epoch + 1 < cfg.epochs:
-            digest = _save_checkpoint(ckpt_path, {
-                "identity": cfg.identity_hash(),
-                "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizers": {k: o.state_dict() for k, o in method.optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
-                "epochs": epochs, "confusion": confusion,
-                "timings": dict(timings),
-                "torch_rng": torch.get_rng_state(), "wandb": tracker.info, "init": record.get("init")})
-            write_text_atomic(_checksum_path(ckpt_path), digest + "\n")
+            save_checkpoint(run, epoch + 1)
         if on_epoch is not None:
             try:
                 on_epoch(epoch + 1, metrics)
             except StopRun as stop:
                 return stop.status, stop.reason or None
     return "finished", None
+
+
+def train_one_epoch(run: Run, step: Callable[..., dict[str, torch.Tensor]], epoch: int) -> tuple[dict, float]:
+    """One pass over the training split in the (seed, epoch) order; the mean of each step statistic
+    and the wall time. The schedulers step per batch."""
+    from tqdm import tqdm
+
+    cfg, t0 = run.cfg, time.perf_counter()
+    sums: dict[str, torch.Tensor] = {}
+    n_steps = 0
+    bar = tqdm(run.data.batches("train", cfg.batch_size, _epoch_generator(cfg.seed, epoch)),
+               total=run.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=None if cfg.progress else True, dynamic_ncols=True)
+    for x, y, bias in bar:
+        for key, value in step(x, y, bias, epoch).items():
+            sums[key] = sums[key] + value.float() if key in sums else value.float()
+        n_steps += 1
+        for sched in run.schedulers.values():
+            sched.step()
+        if n_steps % 50 == 0 and bar.disable is False:
+            bar.set_postfix(ce=f"{(sums['train/ce'] / n_steps).item():.3f}")
+    bar.close()
+    return {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}, time.perf_counter() - t0
+
+
+def evaluate_splits(run: Run) -> tuple[dict[str, Any], float]:
+    """Accuracy on val_biased, val_unbiased and the unbiased test set, and the bias head's pixel
+    accuracy on the validation splits (when the method trains it); ``test/pred`` holds the test
+    predictions. Also the wall time."""
+    t0, heads = time.perf_counter(), run.method.trains_bias_head
+    vb = evaluate(run.model, run.data, "val_biased", run.autocast, bias_head=heads)
+    vu = evaluate(run.model, run.data, "val_unbiased", run.autocast, bias_head=heads)
+    te = evaluate(run.model, run.data, "test", run.autocast, bias_head=False)
+    return {"bias/acc": vu["bias_acc"], "bias/acc_biased": vb["bias_acc"], "val_biased/acc": vb["acc"],
+            "val_unbiased/acc": vu["acc"], "test/acc": te["acc"], "test/pred": te["pred"]}, time.perf_counter() - t0
+
+
+def save_checkpoint(run: Run, epochs_done: int) -> None:
+    """The resumable state after ``epochs_done`` epochs, atomically, then its checksum beside it."""
+    path = run.run_dir / CHECKPOINT
+    digest = _save_checkpoint(path, {
+        "identity": run.cfg.identity_hash(), "epoch": epochs_done, "model": run.model.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in run.method.optimizers.items()},
+        "schedulers": {k: s.state_dict() for k, s in run.schedulers.items()},
+        "epochs": run.record["epochs"], "confusion": run.record["confusion"],
+        "timings": dict(run.record["timings"]), "torch_rng": torch.get_rng_state(), "wandb": run.tracker.info,
+        "init": run.record.get("init")})
+    write_text_atomic(_checksum_path(path), digest + "\n")
+
+
+def finish(run: Run, status: str, reason: str | None) -> None:
+    """Close the run: status, summary, the final weights of a finished run (for ``init_from``), the
+    tracker; the record saved; the epoch checkpoint removed unless the run failed (it resumes)."""
+    record = run.record
+    record["status"], record["reason"] = status, reason
+    record["final"] = _summary(record["epochs"], record["confusion"], status)
+    if status == "finished":
+        digest = _save_checkpoint(run.run_dir / FINAL_CHECKPOINT, {
+            "model": run.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in run.method.optimizers.items()}})
+        record["final_checkpoint"] = {"file": FINAL_CHECKPOINT, "sha256": digest}
+    if run.tracker is not None:
+        run.tracker.finish(record)
+        record["wandb"] = run.tracker.info
+    run.save_record()
+    if status != "failed":
+        (run.run_dir / CHECKPOINT).unlink(missing_ok=True)  # only unfinished runs need their checkpoint
+        _checksum_path(run.run_dir / CHECKPOINT).unlink(missing_ok=True)
+    acc = record["final"].get("test/acc")
+    acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"
+    print(f"lnl: {run.run_id} {status}{f' ({reason})' if reason else ''}: unbiased test accuracy {acc_text}; "
+          f"record {run.run_dir / RECORD}", flush=True)
 
 
 def _epoch_line(cfg: Config, m: dict[str, Any]) -> str:

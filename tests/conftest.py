@@ -56,3 +56,30 @@ def tiny_config(cache_dir, tmp_path):
         return Config.from_dict(values)
 
     return make
+
+
+def tiny_grid_yaml(path: Path, name: str, cache_dir: Path) -> Path:
+    """A 4-run grid sweep YAML (baseline and gray x seeds 0, 1; 1 epoch on 500 images) for run_sweep.py."""
+    path.write_text(f"""name: {name}
+program: scripts/train.py
+method: grid
+metric:
+  name: val_unbiased/acc
+  goal: maximize
+parameters:
+  method:
+    values: [baseline, gray]
+  seed:
+    values: [0, 1]
+  epochs:
+    value: 1
+  train_size:
+    value: 500
+  test_size:
+    value: 200
+  cache_dir:
+    value: {cache_dir}
+  wandb_mode:
+    value: disabled
+""")
+    return path

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_grid_yaml
 from lnl.config import parse_args
 from lnl.sweep_config import agent_command, check_sweep, for_condition, load_sweep, plain, render_args
 
@@ -124,29 +124,7 @@ def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
 
 def test_local_grid_runner_is_resumable(cache_dir, tmp_path):
     """scripts/run_sweep.py runs a grid YAML without a server and skips finished runs on relaunch."""
-    sweep = tmp_path / "grid.yaml"
-    sweep.write_text(f"""name: tiny_grid
-program: scripts/train.py
-method: grid
-metric:
-  name: val_unbiased/acc
-  goal: maximize
-parameters:
-  method:
-    values: [baseline, gray]
-  seed:
-    values: [0, 1]
-  epochs:
-    value: 1
-  train_size:
-    value: 500
-  test_size:
-    value: 200
-  cache_dir:
-    value: {cache_dir}
-  wandb_mode:
-    value: disabled
-""")
+    sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "tiny_grid", cache_dir)
     cmd = [sys.executable, "scripts/run_sweep.py", str(sweep), "--runs-dir", str(tmp_path / "runs")]
     dry = subprocess.run(cmd + ["--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert "4 runs" in dry.stdout and "(0 done, 4 to run)" in dry.stdout

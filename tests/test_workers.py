@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, tiny_grid_yaml
 from lnl.workers import WorkerEnvError, core_block, thread_share, worker_env, workers_from_env
 
 CORES = len(os.sched_getaffinity(0))
@@ -79,26 +79,7 @@ def test_a_bad_worker_variable_is_one_line_exit_2(cache_dir, tmp_path):
 def test_run_sweep_jobs_trains_in_a_pool_with_core_shares(cache_dir, tmp_path):
     """--jobs 2: both runs finish, each worker took cores // 2 threads and its own index; a failing run is
     reported and the others go on (exit 1)."""
-    sweep = tmp_path / "grid.yaml"
-    sweep.write_text(f"""name: tiny_pool
-program: scripts/train.py
-method: grid
-parameters:
-  method:
-    values: [baseline, gray]
-  seed:
-    values: [0, 1]
-  epochs:
-    value: 1
-  train_size:
-    value: 500
-  test_size:
-    value: 200
-  cache_dir:
-    value: {cache_dir}
-  wandb_mode:
-    value: disabled
-""")
+    sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "tiny_pool", cache_dir)
     runs = tmp_path / "runs"
     # One run of the grid can't start: another process holds its lock (as a second sweep would).
     from lnl.config import Config

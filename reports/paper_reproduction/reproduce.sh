@@ -34,10 +34,11 @@ case "$MODE" in
           --set recipe=official "${SET[@]}" --filter color_var="$cv"
     done ;;
   --long-lnl)
-    # The pretrained baselines are found by run id in --runs-dir: copy the committed ones in (never overwrite).
+    # The pretrained baselines are found by run id in --runs-dir: copy the committed ones in, their final.pt
+    # included (only record.json is committed under long_lnl/); -n never overwrites a file already there.
     mkdir -p "$OUT/long_lnl/records"
     for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do
-      [ -e "$OUT/long_lnl/records/$(basename "$d")" ] || cp -r "$d" "$OUT/long_lnl/records/"
+      cp -rn "$d" "$OUT/long_lnl/records/"
     done
     for seed in ${SEEDS:-0 1 2}; do
       "$PY" scripts/train.py --method lnl --recipe official --init-recipe official_short --precision auto \
