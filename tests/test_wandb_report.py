@@ -70,6 +70,15 @@ def test_a_search_gets_parallel_coordinates_and_importance(records):
     assert grid.runsets[0].filters.startswith("Metric('Group') in ['lnl_tune-lnl-cv0.020']")
 
 
+def test_the_paper_grid_has_no_tuning_section():
+    """Methods with their own recipes (baseline lr 0.01, LNL lr 0.001 from the baseline) are not a search."""
+    paper = load.from_folders([REPO / "reports" / "paper_reproduction" / "official_short" / "records"])
+    assert wrep.tuned_parameters(paper) == []
+    report = wrep.build(paper, "me", "p", title="Paper grid")
+    assert [b.text for b in report.blocks if isinstance(b, wr.H2)] == [
+        "Selection rule: last", "Selection rule: val_biased", "Selection rule: val_unbiased", "Runs"]
+
+
 def test_a_wandb_sweep_is_filtered_by_its_sweep_id(records):
     for r in records:
         r["wandb"] = {"sweep": "abc123"}

@@ -53,13 +53,17 @@ def run_filter(records: list[dict[str, Any]]) -> str:
 
 
 def tuned_parameters(records: list[dict[str, Any]]) -> list[str]:
-    """Configuration keys whose values differ between the runs (the parameters a search varied)."""
+    """Configuration keys whose values differ between runs of the same method (the parameters a search
+    varied; a grid of methods with their own recipes, like the paper table, varies none)."""
     configuring = [k for k in records[0]["config"] if k not in tables._NOT_CONFIGURATION and k not in _CONDITIONS]
     varied = []
     for key in configuring:
-        values = {json.dumps(r["config"].get(key), sort_keys=True, default=str) for r in records}
-        if len(values) > 1:
-            varied.append(key)
+        for method in {r["config"]["method"] for r in records}:
+            values = {json.dumps(r["config"].get(key), sort_keys=True, default=str) for r in records
+                      if r["config"]["method"] == method}
+            if len(values) > 1:
+                varied.append(key)
+                break
     return varied
 
 
