@@ -208,16 +208,24 @@ def cpu_model() -> str:
 
 # --- several workers sharing the machine -------------------------------------------------------
 
-def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cache_dir: str,
-            color_var: float, warmup: int, steps: int, barrier: Any, results: Any) -> None:
-    """One benchmark worker: build its pipeline, warm up, wait for the others, time ``steps`` steps."""
-    from lnl.workers import apply_share, worker_env
+def _worker_env(share: bool, workers: int, index: int) -> None:
+    """This benchmark process's environment: its share of the cores (as the harness's own workers get it),
+    or none at all (torch's default threads), for comparison."""
+    from lnl.workers import WORKER_INDEX_ENV, WORKERS_ENV, worker_env
 
     if share:
         os.environ.update(worker_env(workers, index))
     else:
-        for key in ("LNL_WORKERS", "LNL_WORKER_INDEX"):
+        for key in (WORKERS_ENV, WORKER_INDEX_ENV):
             os.environ.pop(key, None)
+
+
+def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cache_dir: str,
+            color_var: float, warmup: int, steps: int, barrier: Any, results: Any) -> None:
+    """One benchmark worker: build its pipeline, warm up, wait for the others, time ``steps`` steps."""
+    from lnl.workers import apply_share
+
+    _worker_env(share, workers, index)
     info = apply_share(None)
     device = torch.device("cpu")
     data = bench_data(cache_dir, color_var)
@@ -238,13 +246,8 @@ def _trial_worker(workers: int, index: int, share: bool, cache_dir: str, recipe:
                   barrier: Any, results: Any) -> None:
     """One worker training a fixed short recipe end to end (data, epochs, evaluation) after the barrier."""
     from lnl.engine import train
-    from lnl.workers import worker_env
 
-    if share:
-        os.environ.update(worker_env(workers, index))
-    else:
-        for key in ("LNL_WORKERS", "LNL_WORKER_INDEX"):
-            os.environ.pop(key, None)
+    _worker_env(share, workers, index)
     with tempfile.TemporaryDirectory() as runs:
         cfg = Config.from_dict({**recipe, "seed": index, "cache_dir": cache_dir, "runs_dir": runs,
                                 "progress": False, "wandb_mode": "disabled", "device": "cpu"})
