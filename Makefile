@@ -20,16 +20,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 data: install
-	$(BIN)/python scripts/prepare_data.py --color-var 0.02
+	$(BIN)/lnl-prepare-data --color-var 0.02
 
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/lnl-demo
 
 test: install
 	$(BIN)/python -m pytest -q --durations=10
 
 benchmark: install
-	$(BIN)/python scripts/benchmark.py
+	$(BIN)/lnl-benchmark
 
 reproduce: install
 	bash reports/paper_reproduction/reproduce.sh

@@ -1,7 +1,8 @@
 """lnl: Learning Not to Learn (Kim et al., CVPR 2019) on Colored MNIST, as an experiment harness.
 
-``lnl.train(config) -> RunResult`` trains one run; ``lnl.Config`` describes it; ``python -m lnl [flags]``
-trains from the command line (same as ``scripts/train.py``).
+``lnl.train(config) -> RunResult`` trains one run; ``lnl.Config`` describes it; ``lnl-train [flags]``
+(or ``python -m lnl``) trains from the command line. Every command is a module of :mod:`lnl.commands`
+with a console entry point (``lnl-run-sweep``, ``lnl-optuna-search``, ``lnl-report``, ...).
 
 The names below load on first use, so ``import lnl`` (and the config, the sweep checks and the report
 tables) does not import torch.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import math
 import re
 import uuid
@@ -135,9 +136,22 @@ def grid_of(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
         elif isinstance(dist, IntDistribution) and not dist.log:
             grid[name] = list(range(dist.low, dist.high + 1, dist.step))
         else:
-            raise SearchSpaceError(f"parameter {name!r}: --sampler grid needs categorical or integer "
-                                   f"parameters, not {type(dist).__name__}")
+            raise SearchSpaceError(f"parameter {name!r}: a grid needs categorical or integer parameters, not "
+                                   f"{type(dist).__name__} (use wandb agent or lnl-optuna-search with the tpe or "
+                                   "random sampler for continuous search)")
     return grid
+
+
+def grid_runs(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every point of a sweep's grid (the one Optuna's grid sampler walks), constants included.
+
+    Seed-major: the seed axis varies slowest, so a partial sweep already covers every cell once;
+    the other axes in the YAML's order.
+    """
+    fixed, space = space_from_sweep(sweep)
+    axes = grid_of(space)
+    order = sorted(axes, key=lambda k: (k != "seed", list(sweep["parameters"]).index(k)))
+    return [{**fixed, **dict(zip(order, combo))} for combo in itertools.product(*(axes[k] for k in order))]
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,6 +230,14 @@ def study_lock(spec: str, study: str) -> Iterator[None]:
         engine.dispose()
         return
     yield  # other databases: no lock, the cap may be exceeded by up to (workers - 1)
+
+
+def studies_of(records: list[dict[str, Any]], storage_spec: str) -> list[optuna.Study]:
+    """The studies the run records name (``config.study``) that exist in this storage, by name."""
+    storage = open_storage(storage_spec)
+    names = sorted({r["config"]["study"] for r in records if r["config"].get("study")})
+    known = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    return [optuna.load_study(study_name=n, storage=storage) for n in names if n in known]
 
 
 def counted_trials(study: optuna.Study) -> int:

@@ -1,59 +1,11 @@
 #!/usr/bin/env python
-"""``make demo``: baseline and LNL on Colored MNIST at sigma^2 = 0.020, side by side, then a report.
+"""`make demo`: baseline and LNL at sigma^2 = 0.020 side by side, then a report.
 
-Trains both methods with the reproduction recipe (lnl/resources/recipes/reproduction.yaml:
-6 epochs, SGD, cosine learning rate; LNL with lambda 0.1, mu 1) into runs/demo/,
-prints their unbiased test accuracies, and writes reports/demo/README.md.
-Re-running it skips finished runs (delete runs/demo/ to train again).
+Same as ``lnl-demo`` and ``python -m lnl.commands.demo``; the command lives in
+lnl/commands/demo.py (``--help`` lists its flags). Needs the package installed
+(``make install`` or ``pip install -e .``).
 """
-import sys
-import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from lnl.config import Config  # noqa: E402
-from lnl.data.dataset import load_generated  # noqa: E402
-from lnl.engine import train  # noqa: E402
-from lnl.report.build import build_report  # noqa: E402
-from lnl.report.load import from_folders  # noqa: E402
-
-COLOR_VAR = 0.02
-RUNS = ROOT / "runs" / "demo"
-REPORT = ROOT / "reports" / "demo"
-
-
-def main() -> int:
-    start = time.perf_counter()
-    t = time.perf_counter()
-    load_generated(COLOR_VAR, cache_dir=ROOT / "data")
-    print(f"demo: Colored MNIST sigma^2={COLOR_VAR:.3f} ready ({time.perf_counter() - t:.1f}s)")
-    results = {}
-    for method in ("baseline", "lnl"):
-        cfg = Config.from_dict({"recipe": "reproduction", "method": method, "color_var": COLOR_VAR,
-                                "runs_dir": str(RUNS), "cache_dir": str(ROOT / "data"), "resume": True,
-                                "tags": ["demo"]})
-        print(f"\ndemo: training {method} ({cfg.epochs} epochs)", flush=True)
-        results[method] = train(cfg)
-    epochs = results["lnl"].epochs[-1]["epoch"] if results["lnl"].epochs else 0
-    print(f"\n== Colored MNIST, sigma^2 = {COLOR_VAR:.3f}, {epochs} epochs (unbiased test accuracy)")
-    print(f"{'method':<10} {'test acc':>9} {'val_unbiased':>13} {'val_biased':>11} {'bias-head acc':>14} "
-          f"{'s/epoch':>8}")
-    for method, res in results.items():
-        last = res.epochs[-1] if res.epochs else {}
-        per_epoch = sum(e["time/epoch_s"] for e in res.epochs) / max(len(res.epochs), 1)
-        print(f"{method:<10} {res.final.get('test/acc', float('nan')):>9.4f} "
-              f"{last.get('val_unbiased/acc', float('nan')):>13.4f} {last.get('val_biased/acc', float('nan')):>11.4f} "
-              f"{last.get('bias/acc', float('nan')):>14.4f} {per_epoch:>8.1f}")
-    gain = results["lnl"].final.get("test/acc", 0) - results["baseline"].final.get("test/acc", 0)
-    print(f"LNL - baseline: {gain:+.4f}")
-    written = build_report(from_folders([RUNS]), REPORT, title="Demo: baseline vs LNL at σ² = 0.020",
-                           command="make demo (scripts/demo.py)", log=print)
-    print(f"\ndemo: report with {len(written)} files in {REPORT / 'README.md'}; "
-          f"total {time.perf_counter() - start:.0f}s")
-    return 0
-
+from lnl.commands.demo import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,15 +1,11 @@
 #!/usr/bin/env python
-"""Train one run on Colored MNIST: ``python scripts/train.py --method lnl --color-var 0.02``.
+"""Train one run on Colored MNIST (also the program of the W&B sweep YAMLs in sweeps/).
 
-``python scripts/train.py --help`` lists every flag. This is also the program
-that the W&B sweep YAMLs in sweeps/ run.
+Same as ``lnl-train`` and ``python -m lnl.commands.train``; the command lives in
+lnl/commands/train.py (``--help`` lists its flags). Needs the package installed
+(``make install`` or ``pip install -e .``).
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from lnl.cli import main  # noqa: E402
+from lnl.commands.train import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

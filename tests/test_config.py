@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lnl.cli import main
+from lnl.commands.train import main
 from lnl.config import Config, ConfigError, parse_args
 from conftest import REPO
 

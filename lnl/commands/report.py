@@ -1,0 +1,124 @@
+"""Comparison tables and figures from run records (or from W&B), in one folder with a README.md.
+
+    lnl-report --runs runs/ --out reports/my_report/
+    lnl-report --wandb ENTITY/PROJECT --sweep SWEEP_ID --out reports/from_wandb/
+    lnl-report --runs runs/optuna --optuna-storage sqlite:///optuna.db --out reports/search/
+
+Open ``<out>/README.md``: every table (one per model-selection rule: last,
+val_biased, val_unbiased) and every figure. ``--publish-wandb`` also logs them to
+a W&B run of job type ``report``; ``--wandb-report ENTITY/PROJECT`` builds a W&B Report
+(tables with the paper's numbers, panels over the runs, the figures) and prints its URL;
+with ``--dry-run`` it writes the Report's JSON spec to ``<out>/wandb_report.json`` instead.
+
+    lnl-report --runs runs/paper_table --out reports/paper --wandb-report me/my-lnl
+    lnl-report --runs runs/paper_table --out reports/paper --wandb-report me/my-lnl --dry-run
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+from lnl.report import load
+from lnl.report.build import build_report, command_line, publish_wandb
+from lnl.report.tables import RULES
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--runs", nargs="+", help="folders searched recursively for record.json files")
+    src.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs of a W&B project instead")
+    p.add_argument("--sweep", nargs="+", default=None, help="with --wandb: only these sweep ids")
+    p.add_argument("--group", default=None, help="with --wandb: only this group")
+    p.add_argument("--out", required=True, help="report folder (created)")
+    p.add_argument("--title", default="Colored MNIST: unbiased test accuracy")
+    p.add_argument("--error", choices=("std", "sem"), default="std",
+                   help="what ± means: standard deviation over seeds (default) or standard error")
+    p.add_argument("--primary", choices=RULES, default="last", help="selection rule of the figures")
+    p.add_argument("--optuna-storage", default=None,
+                   help="storage of the studies named in the records, for Optuna history/importance figures")
+    p.add_argument("--notes", default=None, help="a Markdown file placed at the top of README.md (method notes)")
+    p.add_argument("--calibration", nargs="+", default=None, metavar="FOLDER",
+                   help="records of Baseline/Gray runs under several readings of sigma^2 (sweeps/calibration.yaml): "
+                        "adds the calibration table (ours vs the paper per reading)")
+    p.add_argument("--no-samples", action="store_true",
+                   help="skip the sample-image figure (it needs the runs' dataset, regenerated if not cached)")
+    p.add_argument("--publish-wandb", action="store_true", help="log tables and figures to a W&B 'report' run")
+    p.add_argument("--wandb-report", metavar="ENTITY/PROJECT", default=None,
+                   help="build a W&B Report (wandb-workspaces) over the runs in this project and print its URL; "
+                        "publishes the figures to a 'report' run first")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --wandb-report: write the Report's JSON spec to <out>/wandb_report.json; no server")
+    p.add_argument("--wandb-mode", default="auto", choices=("auto", "online", "offline"))
+    p.add_argument("--wandb-project", default=None)
+    args = p.parse_args(argv)
+
+    if args.runs:
+        missing = [f for f in args.runs if not Path(f).is_dir()]
+        if missing:
+            print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        records = load.from_folders(args.runs)
+    else:
+        records = load.from_wandb(args.wandb, args.sweep, args.group)
+    if not records:
+        print("error: no run records found", file=sys.stderr)
+        return 1
+    studies = []
+    if args.optuna_storage:
+        from lnl.search import studies_of
+
+        studies = studies_of(records, args.optuna_storage)
+    try:
+        notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
+        written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
+                               title=args.title, command=command_line(), samples=not args.no_samples, notes=notes,
+                               calibration=load.from_folders(args.calibration) if args.calibration else None)
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # a missing notes file, the paper's CSV, ...
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
+    if args.publish_wandb and not args.wandb_report:
+        info = publish_wandb(Path(args.out), written, records, project=args.wandb_project, mode=args.wandb_mode)
+        where = f"offline in {info['dir']} (upload: wandb sync {info['dir']})" if info["mode"] == "offline" \
+            else f"run {info['id']}"
+        print(f"report: published to W&B {where}")
+    if args.wandb_report:
+        return wandb_report(args, records, written)
+    return 0
+
+
+def wandb_report(args: argparse.Namespace, records: list, written: list[Path]) -> int:
+    """``--wandb-report``: publish the figures to a report run, build the Report, save it (or write its spec)."""
+    from lnl.report import wandb_report as wrep
+
+    entity, _, project = args.wandb_report.partition("/")
+    if not entity or not project or "/" in project:
+        print(f"error: --wandb-report must be ENTITY/PROJECT; got {args.wandb_report!r}", file=sys.stderr)
+        return 2
+    run_name = f"report-{Path(args.out).name}"
+    figure_keys = [f"figures/{p.stem}" for p in written if p.suffix == ".png"]
+    calibration = load.from_folders(args.calibration) if args.calibration else None
+    report = wrep.build(records, entity, project, title=args.title, error=args.error, calibration=calibration,
+                        figure_keys=figure_keys, report_run=run_name, command=command_line())
+    if args.dry_run:
+        path = wrep.to_json(report, Path(args.out) / "wandb_report.json")
+        print(f"report: W&B Report spec ({len(report.blocks)} blocks) -> {path} (dry run: nothing sent; the "
+              f"figures panel reads the '{run_name}' run that a real run publishes)")
+        return 0
+    try:
+        publish_wandb(Path(args.out), written, records, project=project, entity=entity, mode="online",
+                      name=run_name)
+        url = wrep.save(report)
+    except Exception as err:  # noqa: BLE001 - no login, no server: one line, the Markdown report stands
+        print(f"error: the W&B Report could not be saved ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+              "--dry-run writes its spec without a server", file=sys.stderr)
+        return 1
+    print(f"report: W&B Report {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
