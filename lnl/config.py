@@ -195,6 +195,25 @@ class Config:
             raise ConfigError("method", f"must be one of {', '.join(METHODS.names())}; got {self.method!r}")
         if self.arch not in ARCHS:
             raise ConfigError("arch", f"must be one of {', '.join(ARCHS.names())}; got {self.arch!r}")
+        self._check_ranges()
+        if self.init_from is not None:
+            if self.init_from not in METHODS:
+                raise ConfigError("init_from", f"must be one of {', '.join(METHODS.names())} or None; "
+                                               f"got {self.init_from!r}")
+            if not (self.init_recipe or self.recipe):
+                raise ConfigError("init_recipe", "is needed with --init-from (or give this run a --recipe)")
+        if self.data_source == "official" and not self.data_path:
+            raise ConfigError("data_path", "is required with --data-source official "
+                                           "(a mnist_10color_jitter_var_<var>.npy file)")
+        if not (self.device in ("auto", "cpu", "cuda") or
+                (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.run_id is not None and (not self.run_id or "/" in self.run_id or self.run_id.startswith(".")):
+            raise ConfigError("run_id", f"must be a plain folder name; got {self.run_id!r}")
+        return self
+
+    def _check_ranges(self) -> None:
+        """The numeric keys' ranges (part of :meth:`validate`)."""
         positive = {"color_var": self.color_var, "lr": self.lr, "width": self.width}
         if self.bias_lr is not None:
             positive["bias_lr"] = self.bias_lr
@@ -227,21 +246,6 @@ class Config:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(key, f"must be >= 1 or None; got {value}")
-        if self.init_from is not None:
-            if self.init_from not in METHODS:
-                raise ConfigError("init_from", f"must be one of {', '.join(METHODS.names())} or None; "
-                                               f"got {self.init_from!r}")
-            if not (self.init_recipe or self.recipe):
-                raise ConfigError("init_recipe", "is needed with --init-from (or give this run a --recipe)")
-        if self.data_source == "official" and not self.data_path:
-            raise ConfigError("data_path", "is required with --data-source official "
-                                           "(a mnist_10color_jitter_var_<var>.npy file)")
-        if not (self.device in ("auto", "cpu", "cuda") or
-                (self.device.startswith("cuda:") and self.device[5:].isdigit())):
-            raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
-        if self.run_id is not None and (not self.run_id or "/" in self.run_id or self.run_id.startswith(".")):
-            raise ConfigError("run_id", f"must be a plain folder name; got {self.run_id!r}")
-        return self
 
     # ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def neg_entropy(logits: torch.Tensor, fused: bool = False) -> torch.Tensor:
 
     ``fused``: on CPU, one C kernel pass (lnl.kernels) instead of the eager ops; same value and gradient.
     """
-    if fused and kernels.losses_ok(logits):
+    if fused and kernels.losses_ok(logits) and _kernels_verified():
         return kernels.neg_entropy(logits)
     logp = F.log_softmax(logits.float(), dim=2)
     return (logp.exp() * logp).sum(dim=2).mean()
@@ -64,7 +64,7 @@ def bias_ce(logits: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> 
     ``labels``: (N, 3, H, W) integer bins, ``IGNORE_INDEX`` on background pixels. ``fused``: on
     CPU with uint8 labels, one C kernel pass (lnl.kernels) instead of the eager ops.
     """
-    if fused and kernels.losses_ok(logits, labels):
+    if fused and kernels.losses_ok(logits, labels) and _kernels_verified():
         return kernels.bias_ce(logits, labels)
     n, heads, bins, h, w = logits.shape
     target = labels.long().view(n * heads, h, w)
@@ -72,6 +72,11 @@ def bias_ce(logits: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> 
                                 ignore_index=IGNORE_INDEX, reduction="none").view(n, heads, h * w)
     counted = (labels.view(n, heads, h * w) != IGNORE_INDEX).sum(dim=(0, 2)).clamp_min(1)
     return (per_pixel.sum(dim=(0, 2)) / counted).sum()
+
+
+def _kernels_verified() -> bool:
+    """The loss kernels checked once against this module's eager losses (passed in, not imported back)."""
+    return kernels.verify_losses(neg_entropy, bias_ce)
 
 
 def bias_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ its own index, is pinned to its own block of cores (no migrations, no cache figh
 
 Who sets what:
 
-- ``lnl-run-sweep --jobs N`` (:func:`train_pool`) and ``lnl-optuna-search --n-jobs N`` start N
+- ``lnl-run-sweep --jobs N`` (:func:`lnl.pool.train_pool`) and ``lnl-optuna-search --n-jobs N`` start N
   processes and give each ``LNL_WORKERS=N`` and ``LNL_WORKER_INDEX=k`` (:func:`worker_env`).
 - Several ``wandb agent`` processes started by hand: export ``LNL_WORKERS=N`` (and,
   optionally, ``LNL_WORKER_INDEX=k`` per agent, 0-based, to pin it) before each.
@@ -20,14 +20,8 @@ what it chose into the run record (``env.workers``).
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import sys
-import time
-from typing import TYPE_CHECKING, Any, Optional
-
-if TYPE_CHECKING:
-    from lnl.config import Config
+from typing import Any, Optional
 
 WORKERS_ENV = "LNL_WORKERS"
 WORKER_INDEX_ENV = "LNL_WORKER_INDEX"
@@ -119,41 +113,3 @@ def apply_share(threads: Optional[int] = None) -> dict[str, Any]:
     return {"workers": workers, "index": index, "threads": torch.get_num_threads(),
             "cores": pinned if pinned is not None else cores, "source": source}
 
-
-def train_pool(todo: list[tuple[int, "Config"]], total: int, jobs: int) -> list[str]:
-    """Train the numbered configs ``todo`` (k of ``total``) with ``jobs`` processes, each on its share of
-    the cores (in this process when ``jobs`` is 1). A run that fails is reported and the others go on;
-    returns the ids of those that failed."""
-    start = time.perf_counter()
-    if jobs == 1:
-        return [rid for rid in (_train_one(k, total, cfg, start) for k, cfg in todo) if rid]
-    ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-    counter = ctx.Value("i", 0)
-    with ctx.Pool(min(jobs, len(todo)) or 1, initializer=_init_pool_worker, initargs=(counter, jobs)) as pool:
-        results = pool.starmap(_train_one, [(k, total, cfg, start) for k, cfg in todo], chunksize=1)
-    return [rid for rid in results if rid]
-
-
-def _init_pool_worker(counter: Any, jobs: int) -> None:
-    """Pool initializer: this worker's index and its share of the cores (read by the engine)."""
-    with counter.get_lock():
-        index, counter.value = counter.value, counter.value + 1
-    os.environ.update(worker_env(jobs, index))
-
-
-def _train_one(k: int, total: int, cfg: "Config", start: float) -> Optional[str]:
-    """Train one run; its id if it failed (the error is printed, the pool goes on)."""
-    from lnl.config import ConfigError
-    from lnl.engine import train
-
-    run_id = cfg.default_run_id()
-    print(f"\n[{k}/{total}] {run_id} ({time.perf_counter() - start:.0f}s so far)", flush=True)
-    try:
-        train(cfg)
-    except ConfigError as err:
-        print(f"error: {run_id}: {err}", file=sys.stderr, flush=True)
-        return run_id
-    except Exception as err:  # noqa: BLE001 - one broken run must not stop a pool of others
-        print(f"error: {run_id} failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-        return run_id
-    return None

@@ -202,3 +202,19 @@ def test_ci_builds_the_kernels():
     if os.environ.get("CI") != "true":
         pytest.skip("only on CI")
     assert kernels.available(), kernels.describe()
+
+
+@needs_kernels
+def test_loss_kernels_are_checked_against_the_eager_losses_passed_in(monkeypatch):
+    """lnl.kernels never imports lnl.losses: the eager losses come in through verify_losses, once per
+    process, and a kernel that disagrees with them is not used (with a warning)."""
+    from lnl import losses
+
+    monkeypatch.setattr(kernels, "_losses_ok", None)
+    assert kernels.verify_losses(losses.neg_entropy, losses.bias_ce) is True
+    monkeypatch.setattr(kernels, "_losses_ok", None)
+    with pytest.warns(UserWarning, match="disagree"):
+        assert kernels.verify_losses(lambda t: losses.neg_entropy(t) * 1.01, losses.bias_ce) is False
+    z = torch.randn(2, 3, 8, 4, 5)
+    with torch.no_grad():
+        assert torch.equal(losses.neg_entropy(z, fused=True), losses.neg_entropy(z))  # the eager path now

@@ -9,7 +9,7 @@ import pytest
 
 import lnl
 from lnl.config import ConfigError
-from lnl.engine import StopRun, _file_lock
+from lnl.engine import _file_lock
 from conftest import REPO
 
 

@@ -10,7 +10,7 @@ entry point            module              library
 ``lnl-prepare-data``   ``prepare_data``    :mod:`lnl.data.dataset`
 ``lnl-demo``           ``demo``            ``make demo``: baseline vs LNL and a report
 ``lnl-create-sweeps``  ``create_sweeps``   :mod:`lnl.sweep_config`, ``wandb.sweep``
-``lnl-run-sweep``      ``run_sweep``       :func:`lnl.search.grid_runs`, :func:`lnl.workers.train_pool`
+``lnl-run-sweep``      ``run_sweep``       :func:`lnl.search.grid_runs`, :func:`lnl.pool.train_pool`
 ``lnl-optuna-search``  ``optuna_search``   :mod:`lnl.studies`, :mod:`lnl.search`
 ``lnl-report``         ``report``          :mod:`lnl.report`
 ``lnl-benchmark``      ``benchmark``       :mod:`lnl.bench_suites`, :mod:`lnl.bench`

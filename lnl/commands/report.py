@@ -25,7 +25,7 @@ from lnl.report.build import build_report, command_line, publish_wandb
 from lnl.report.tables import RULES
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--runs", nargs="+", help="folders searched recursively for record.json files")
@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --wandb-report: write the Report's JSON spec to <out>/wandb_report.json; no server")
     p.add_argument("--wandb-mode", default="auto", choices=("auto", "online", "offline"))
     p.add_argument("--wandb-project", default=None)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     if args.runs:
         missing = [f for f in args.runs if not Path(f).is_dir()]
         if missing:

@@ -25,7 +25,7 @@ from lnl.config import Config, ConfigError, parse_pairs
 from lnl.records import RECORD, read_record
 from lnl.search import SearchSpaceError, grid_runs
 from lnl.sweep_config import SweepError, load_sweep
-from lnl.workers import train_pool
+from lnl.pool import train_pool
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ and gradients (``tests/test_kernels.py``):
   of a zero-filled scatter;
 * :func:`batch_norm_relu` (``bn_relu.c``): h's batch norm (training mode) + ReLU;
 * :func:`neg_entropy`, :func:`bias_ce` (``bias_losses.c``): LNL's two losses on h's
-  logits, one pass each that also writes the gradient (used by ``lnl.losses``).
+  logits, one pass each that also writes the gradient (used by ``lnl.losses``, which
+  passes its eager losses to :func:`verify_losses`: nothing here imports upward).
 
 The C sources are compiled on first use with the system C compiler (``$CC``,
 else ``cc``) into a per-user cache (``$LNL_KERNEL_CACHE``, else
@@ -38,6 +39,7 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +55,7 @@ FLAG_SETS = tuple([*flags, "-ffp-contract=off"] for flags in
 
 _lib: ctypes.CDLL | None = None
 _status: str | None = None  # None: not built yet
+_losses_ok: bool | None = None  # None: the loss kernels not checked yet (verify_losses)
 
 
 def _cpu_id() -> str:
@@ -155,23 +158,44 @@ def describe() -> str:
 
 
 def _self_check() -> str | None:
-    """Every kernel on a small input against the eager ops (guards against a miscompiled library)."""
-    from lnl.losses import bias_ce, neg_entropy  # lnl.losses uses this module: import here
-
+    """The layer kernels on a small input against the eager ops (guards against a miscompiled library).
+    The loss kernels are checked by :func:`verify_losses`, against the eager losses lnl.losses passes in."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
-    z = torch.randn(2, 3, 8, 4, 5, generator=gen)
-    labels = torch.randint(0, 8, (2, 3, 4, 5), generator=gen).masked_fill_(
-        torch.rand(2, 3, 4, 5, generator=gen) < 0.3, IGNORE_INDEX).to(torch.uint8)
     bn = torch.nn.BatchNorm2d(5)
     with torch.no_grad():
         bn.weight.uniform_(0.5, 1.5, generator=gen)
         bn.bias.uniform_(-0.5, 0.5, generator=gen)
     bn_eager = copy.deepcopy(bn)
     checks = [(x, lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1))),
-              (x, lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t))),
-              (z, lambda t: _NegEntropy.apply(t), neg_entropy),
-              (z, lambda t: _BiasCE.apply(t, labels), lambda t: bias_ce(t, labels))]
+              (x, lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t)))]
+    return None if _agree(checks, gen) else "the built library disagrees with the eager ops on a test input"
+
+
+def verify_losses(neg_entropy: Callable[[torch.Tensor], torch.Tensor],
+                  bias_ce: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+    """Whether the loss kernels are usable: the library loads and, checked once per process on a small
+    input, its two losses match ``neg_entropy`` and ``bias_ce``, the eager losses of :mod:`lnl.losses`
+    (passed in: this module sits below lnl.losses and never imports it). Warns once when they disagree."""
+    global _losses_ok
+    if _losses_ok is None:
+        if not available():
+            _losses_ok = False
+            return False
+        gen = torch.Generator().manual_seed(1)
+        z = torch.randn(2, 3, 8, 4, 5, generator=gen)
+        labels = torch.randint(0, 8, (2, 3, 4, 5), generator=gen).masked_fill_(
+            torch.rand(2, 3, 4, 5, generator=gen) < 0.3, IGNORE_INDEX).to(torch.uint8)
+        _losses_ok = _agree([(z, lambda t: _NegEntropy.apply(t), neg_entropy),
+                             (z, lambda t: _BiasCE.apply(t, labels), lambda t: bias_ce(t, labels))], gen)
+        if not _losses_ok:
+            warnings.warn("lnl: the loss kernels disagree with the eager losses on a test input; "
+                          "using the eager losses", stacklevel=2)
+    return _losses_ok
+
+
+def _agree(checks: list[tuple[torch.Tensor, Callable, Callable]], gen: torch.Generator) -> bool:
+    """Each (input, fused, eager): same values and input gradients (rtol 1e-4, atol 1e-5)."""
     for inputs, fused, eager in checks:
         inputs = inputs.detach().requires_grad_(True)
         a, b = fused(inputs), eager(inputs)
@@ -179,8 +203,8 @@ def _self_check() -> str | None:
         (ga,) = torch.autograd.grad(a, inputs, grad)
         (gb,) = torch.autograd.grad(b, inputs, grad)
         if not (torch.allclose(a, b, rtol=1e-4, atol=1e-5) and torch.allclose(ga, gb, rtol=1e-4, atol=1e-5)):
-            return "the built library disagrees with the eager ops on a test input"
-    return None
+            return False
+    return True
 
 
 def available() -> bool:
@@ -354,7 +378,8 @@ def _scaled(grad: torch.Tensor, plane_scale: torch.Tensor, dtype: torch.dtype) -
 
 
 def losses_ok(logits: torch.Tensor, labels: torch.Tensor | None = None) -> bool:
-    """Whether the loss kernels cover these (N, heads, bins, H, W) logits (and (N, heads, H, W) labels)."""
+    """Whether the loss kernels cover these (N, heads, bins, H, W) logits (and (N, heads, H, W) labels);
+    the caller also checks :func:`verify_losses` once."""
     return (logits.device.type == "cpu" and logits.dim() == 5 and logits.dtype in _DTYPES
             and logits.is_contiguous() and logits.shape[2] <= MAX_BINS and logits.shape[1] <= MAX_HEADS
             and (labels is None or (labels.dtype == torch.uint8 and labels.is_contiguous()
