@@ -146,7 +146,7 @@ class Config:
     compile: bool = _f(False, "torch.compile the networks", identity=False)
     cuda_graphs: bool = _f(True, "on a GPU, replay each training step as one CUDA graph (SGD only; no effect "
                                  "on CPU or with --compile)", identity=False)
-    cpu_kernels: bool = _f(True, "on CPU: max-pool + ReLU, batch norm + ReLU and LNL's two losses as fused C "
+    cpu_kernels: bool = _f(True, "on CPU: max-pool + ReLU and LNL's two losses as fused C "
                                  "kernels (compiled on first use; eager ops where no C compiler is found) and "
                                  "f's input batch norm folded into its first convolution; same values and "
                                  "gradients",

@@ -71,50 +71,6 @@ def test_max_pool_relu_in_bf16_within_one_rounding():
 
 
 @needs_kernels
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2**-6)])
-def test_batch_norm_relu_matches_eager_batch_norm_and_relu(dtype, tol):
-    torch.manual_seed(0)
-    bn = torch.nn.BatchNorm2d(96)
-    with torch.no_grad():
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.5, 0.5)
-    bn_ref = copy.deepcopy(bn)
-    x = (_input((16, 96, 14, 14), torch.float32) * 2 + 0.3).to(dtype)
-    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
-    for _ in range(2):  # twice: the running statistics move as in eager
-        y, g = _grads(lambda t: kernels.batch_norm_relu(t, bn), x, grad)
-        y_ref, g_ref = _grads(lambda t: F.relu(bn_ref(t)), x, grad)
-    torch.testing.assert_close(y.float(), y_ref.float(), rtol=tol, atol=tol)
-    # away from the ReLU's kink, elementwise; at it (|pre-activation| within rounding of 0) the
-    # two may route one element's gradient differently
-    with torch.no_grad():
-        pre = F.batch_norm(x.float(), None, None, bn_ref.weight, bn_ref.bias, training=True, eps=bn_ref.eps)
-    kink = pre.abs() < 1e-3
-    assert kink.float().mean() < 1e-3
-    torch.testing.assert_close(g.float()[~kink], g_ref.float()[~kink], rtol=tol, atol=max(tol, 1e-4))
-    for name in ("running_mean", "running_var", "num_batches_tracked"):
-        torch.testing.assert_close(getattr(bn, name), getattr(bn_ref, name), rtol=1e-5, atol=1e-6)
-    # parameter gradients
-    bn.zero_grad()
-    bn_ref.zero_grad()
-    kernels.batch_norm_relu(x, bn).float().mul(grad.float()).sum().backward()
-    F.relu(bn_ref(x)).float().mul(grad.float()).sum().backward()
-    for p, p_ref in ((bn.weight, bn_ref.weight), (bn.bias, bn_ref.bias)):
-        # sums over every element: one element routed differently at the kink moves them by ~1e-4
-        assert_grad_close(p.grad, p_ref.grad, rel=1e-3 if dtype == torch.float32 else 1e-2, msg="parameter")
-
-
-@needs_kernels
-def test_batch_norm_relu_in_eval_mode_uses_running_statistics():
-    bn = torch.nn.BatchNorm2d(8)
-    bn.running_mean.fill_(0.5)
-    bn.eval()
-    x = _input((2, 8, 6, 6), torch.float32)
-    assert torch.equal(kernels.batch_norm_relu(x, bn), F.relu(bn(x)))
-    assert bn.num_batches_tracked.item() == 0
-
-
-@needs_kernels
 @pytest.mark.parametrize("arch", ["paper", "paper_bn"])
 def test_fused_network_matches_eager_network_in_fp32(arch):
     """f (folded bn0, pool kernel, BN kernel with paper_bn) and h: same outputs and gradients."""
@@ -154,6 +110,40 @@ def test_without_a_compiler_everything_runs_eager(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[0] == "False" and "unavailable: no C compiler" in proc.stdout
     assert proc.stdout.split()[-1] == "1"  # one warning, then silence
+
+
+@needs_kernels
+def test_kernels_share_torchs_one_openmp_runtime_and_its_thread_count():
+    """After the kernels load, the process holds one OpenMP runtime (threadpoolctl, and the mapped
+    libraries), and torch.set_num_threads sets the kernels' thread count too."""
+    code = ("import torch; from lnl import kernels; from threadpoolctl import threadpool_info\n"
+            "assert kernels.available(), kernels.describe()\n"
+            "omp = [i for i in threadpool_info() if i['internal_api'] == 'openmp']\n"
+            "maps = {ln.split()[-1] for ln in open('/proc/self/maps') if 'omp' in ln.rsplit('/', 1)[-1]}\n"
+            "seen = []\n"
+            "for n in (1, 2, 1):\n"
+            "    torch.set_num_threads(n); seen.append(kernels.max_threads())\n"
+            "print(len(omp), len(maps), seen)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("[")[0].split() == ["1", "1"], proc.stdout
+    assert proc.stdout.strip().endswith("[1, 2, 1]"), proc.stdout
+
+
+@needs_kernels
+def test_kernels_built_without_openmp_warn_that_they_run_single_threaded(tmp_path):
+    """A compiler without -fopenmp (Apple clang): the kernels still load, single-threaded, with a warning."""
+    code = ("import warnings, torch; from lnl import kernels\n"
+            "kernels.FLAG_SETS = (['-O3', '-ffp-contract=off'],)\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always'); ok = kernels.available()\n"
+            "torch.set_num_threads(2)\n"
+            "print(ok, kernels.max_threads(), '|'.join(str(x.message) for x in w))\n")
+    env = {**os.environ, "LNL_KERNEL_CACHE": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, threads, message = proc.stdout.strip().split(" ", 2)
+    assert (ok, threads) == ("True", "1") and "without OpenMP" in message and "single-threaded" in message
 
 
 @needs_kernels

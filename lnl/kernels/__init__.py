@@ -8,7 +8,6 @@ and gradients (``tests/test_kernels.py``):
 * :func:`max_pool_relu` (``pool_relu.c``): f's max-pool + ReLU at 28x28, with
   one-byte window offsets instead of int64 indices and a gather backward instead
   of a zero-filled scatter;
-* :func:`batch_norm_relu` (``bn_relu.c``): h's batch norm (training mode) + ReLU;
 * :func:`neg_entropy`, :func:`bias_ce` (``bias_losses.c``): LNL's two losses on h's
   logits, one pass each that also writes the gradient (used by ``lnl.losses``, which
   passes its eager losses to :func:`verify_losses`: nothing here imports upward).
@@ -25,11 +24,12 @@ instead; ``Config.cpu_kernels`` turns the kernels off.
 
 The kernels use OpenMP. PyTorch's wheels ship ``libgomp.so.1``; the dynamic
 loader resolves our library's ``libgomp.so.1`` to the copy torch already loaded,
-so both share one thread pool and ``torch.set_num_threads`` applies to both.
+so both share one thread pool and ``torch.set_num_threads`` applies to both
+(:func:`max_threads`; checked with threadpoolctl in ``tests/test_kernels.py``). A
+compiler without ``-fopenmp`` (Apple clang) builds them single-threaded, with a warning.
 """
 from __future__ import annotations
 
-import copy
 import ctypes
 import hashlib
 import os
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from lnl.data.colored import IGNORE_INDEX
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "pool_relu.c", HERE / "bn_relu.c", HERE / "bias_losses.c"]
+SOURCES = [HERE / "pool_relu.c", HERE / "bias_losses.c"]
 HEADERS = [HERE / "common.h"]
 # -ffp-contract=off: no fused multiply-adds, so the backward recomputes the forward's ReLU mask bit for bit.
 FLAG_SETS = tuple([*flags, "-ffp-contract=off"] for flags in
@@ -120,12 +120,11 @@ def build() -> tuple[Path | None, str]:
 
 def _declare(lib: ctypes.CDLL) -> None:
     ptr, i = ctypes.c_void_p, ctypes.c_int
+    lib.lnl_max_threads.argtypes, lib.lnl_max_threads.restype = [], i
     for dtype in ("bf16", "f32"):
         for name in (f"lnl_pool_relu_{dtype}_fwd", f"lnl_pool_relu_{dtype}_bwd"):
             getattr(lib, name).argtypes = [ptr, ptr, ptr] + [i] * 6
             getattr(lib, name).restype = i
-        getattr(lib, f"lnl_bn_relu_{dtype}_fwd").argtypes = [ptr] * 7 + [ctypes.c_long, i, ctypes.c_float]
-        getattr(lib, f"lnl_bn_relu_{dtype}_bwd").argtypes = [ptr] * 9 + [ctypes.c_long, i]
         getattr(lib, f"lnl_losses_{dtype}_neg_entropy").argtypes = [ptr, ptr, ctypes.c_long, i, i, ptr]
         getattr(lib, f"lnl_losses_{dtype}_bias_ce").argtypes = [ptr, ptr, ptr, ctypes.c_long, i, i, i, ptr, ptr]
         getattr(lib, f"lnl_losses_{dtype}_scale_grad").argtypes = [ptr, ptr, ptr, ctypes.c_long, ctypes.c_long]
@@ -148,7 +147,17 @@ def library() -> ctypes.CDLL | None:
                 _lib, _status = None, problem
         if _lib is None:
             warnings.warn(f"lnl: CPU kernels unavailable, using eager PyTorch ops: {_status}", stacklevel=2)
+        elif "-fopenmp" not in _status:
+            warnings.warn(f"lnl: CPU kernels built without OpenMP ({_status}; e.g. Apple clang has no -fopenmp): "
+                          "they run single-threaded, torch's ops keep their threads", stacklevel=2)
     return _lib
+
+
+def max_threads() -> int | None:
+    """Threads the kernels' parallel regions use now (None without the library): with OpenMP, the
+    ``torch.set_num_threads`` value, since the kernels share torch's OpenMP runtime; 1 without it."""
+    lib = library()
+    return None if lib is None else int(lib.lnl_max_threads())
 
 
 def describe() -> str:
@@ -158,17 +167,11 @@ def describe() -> str:
 
 
 def _self_check() -> str | None:
-    """The layer kernels on a small input against the eager ops (guards against a miscompiled library).
+    """The layer kernel on a small input against the eager ops (guards against a miscompiled library).
     The loss kernels are checked by :func:`verify_losses`, against the eager losses lnl.losses passes in."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
-    bn = torch.nn.BatchNorm2d(5)
-    with torch.no_grad():
-        bn.weight.uniform_(0.5, 1.5, generator=gen)
-        bn.bias.uniform_(-0.5, 0.5, generator=gen)
-    bn_eager = copy.deepcopy(bn)
-    checks = [(x, lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1))),
-              (x, lambda t: _BatchNormReLU.apply(t, bn.weight, bn.bias, bn), lambda t: F.relu(bn_eager(t)))]
+    checks = [(x, lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1)))]
     return None if _agree(checks, gen) else "the built library disagrees with the eager ops on a test input"
 
 
@@ -259,64 +262,10 @@ def max_pool_relu(x: torch.Tensor, fused: bool = True) -> torch.Tensor:
     return F.relu(F.max_pool2d(x, 3, 2, 1))
 
 
-_BN_ERRORS = {1: "out of memory", 2: f"empty batch or more than {MAX_CHANNELS} channels"}
-
-
-class _BatchNormReLU(torch.autograd.Function):
-    """Training-mode batch norm (batch statistics) followed by ReLU; updates the running statistics."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
-                bn: torch.nn.BatchNorm2d) -> torch.Tensor:
-        n, c, h, w = x.shape
-        m = n * h * w
-        y = torch.empty_like(x, memory_format=torch.channels_last)
-        stats = torch.empty((3, c), dtype=torch.float32)  # mean, invstd, biased variance
-        weight, bias = weight.detach().float().contiguous(), bias.detach().float().contiguous()
-        code = getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_fwd")(
-            x.data_ptr(), y.data_ptr(), weight.data_ptr(), bias.data_ptr(), stats[0].data_ptr(),
-            stats[1].data_ptr(), stats[2].data_ptr(), m, c, bn.eps)
-        if code:
-            raise RuntimeError(f"lnl kernel: batch norm forward failed ({_BN_ERRORS.get(code, code)})")
-        with torch.no_grad():  # the running statistics, as nn.BatchNorm2d updates them
-            bn.num_batches_tracked.add_(1)
-            bn.running_mean.lerp_(stats[0].to(bn.running_mean.dtype), bn.momentum)
-            bn.running_var.lerp_((stats[2] * (m / max(m - 1, 1))).to(bn.running_var.dtype), bn.momentum)
-        ctx.save_for_backward(x, weight, bias, stats)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        x, weight, bias, stats = ctx.saved_tensors
-        n, c, h, w = x.shape
-        grad = grad.to(x.dtype).contiguous(memory_format=torch.channels_last)
-        dx = torch.empty_like(x, memory_format=torch.channels_last)
-        dweight, dbias = torch.empty(c), torch.empty(c)
-        code = getattr(library(), f"lnl_bn_relu_{_DTYPES[x.dtype]}_bwd")(
-            x.data_ptr(), grad.data_ptr(), dx.data_ptr(), weight.data_ptr(), bias.data_ptr(),
-            stats[0].data_ptr(), stats[1].data_ptr(), dweight.data_ptr(), dbias.data_ptr(), n * h * w, c)
-        if code:
-            raise RuntimeError(f"lnl kernel: batch norm backward failed ({_BN_ERRORS.get(code, code)})")
-        return (dx, dweight if ctx.needs_input_grad[1] else None, dbias if ctx.needs_input_grad[2] else None,
-                None)
-
-
 def uses_batch_statistics(bn: torch.nn.BatchNorm2d) -> bool:
     """A batch norm in training mode, affine, updating its running statistics with a momentum: the
-    case the fused paths (this kernel, models.FeatureExtractor's folded input batch norm) reproduce."""
+    case models.FeatureExtractor's folded input batch norm reproduces."""
     return bn.training and bn.affine and bn.track_running_stats and bn.momentum is not None
-
-
-def batch_norm_relu(x: torch.Tensor, bn: torch.nn.BatchNorm2d, fused: bool = True) -> torch.Tensor:
-    """``relu(bn(x))``; in training mode on CPU one C kernel per direction where it applies (``fused``).
-
-    The kernel covers what :class:`torch.nn.BatchNorm2d` does with batch statistics (affine,
-    running statistics with a momentum); anything else (eval mode, ``momentum=None``, no affine
-    parameters, CUDA, NCHW) runs the eager ops.
-    """
-    if fused and uses_batch_statistics(bn) and fused_ok(x) and bn.weight.dtype == torch.float32:
-        return _BatchNormReLU.apply(x, bn.weight, bn.bias, bn)
-    return F.relu(bn(x))
 
 
 def _as_double(t: torch.Tensor) -> float:

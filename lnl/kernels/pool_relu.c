@@ -69,3 +69,7 @@ int NAME##_bwd(const T *gy, const uint8_t *off, T *gx, int N, int H, int W, int 
 
 DEFINE_POOL_RELU(lnl_pool_relu_bf16, uint16_t, lnl_bf16_to_float, lnl_float_to_bf16)
 DEFINE_POOL_RELU(lnl_pool_relu_f32, float, lnl_f32, lnl_f32)
+
+/* The thread count of the kernels' parallel regions (1 without OpenMP). tests/test_kernels.py checks
+ * that torch.set_num_threads reaches it: the kernels run on torch's one OpenMP runtime. */
+int lnl_max_threads(void) { return omp_get_max_threads(); }
