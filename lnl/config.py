@@ -115,6 +115,10 @@ class Config:
     # --- LNL (Kim et al., CVPR 2019, Sec. 3) -----------------------------------------
     lambda_: float = _f(0.01, "weight of the negative-entropy term that makes h's prediction uncertain")
     mu: float = _f(0.1, "gradient reversal scale: f receives -mu x the bias predictor's gradient")
+    mu_schedule: str = _f("constant", "reversal scale over the unlearning epochs: 'constant' (mu, as the paper) or "
+                                      "'dann': mu x (2 / (1 + exp(-10 p)) - 1), p the progress through them at each "
+                                      "epoch's middle (Ganin & Lempitsky, 2015): f unlearns gently while h is weak",
+                          choices=("constant", "dann"))
     warmup_epochs: int = _f(0, "epochs of plain cross-entropy before unlearning starts (the authors "
                                "pretrain f and g)")
     lnl_step: str = _f("two_pass", "'two_pass': the official step (f,g update, then h and reversed f "

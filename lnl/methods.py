@@ -15,6 +15,7 @@ features carry without influencing f or g.
 from __future__ import annotations
 
 import abc
+import math
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -145,7 +146,20 @@ class LearningNotToLearn(Method):
     unlearns = True
 
     def phase(self, epoch: int) -> str:
-        return "warmup" if epoch < self.cfg.warmup_epochs else "unlearn"
+        if epoch < self.cfg.warmup_epochs:
+            return "warmup"
+        # A ramped reversal scale is a constant of the captured step: one CUDA graph per value.
+        return "unlearn" if self.cfg.mu_schedule == "constant" else f"unlearn-mu{self.mu_at(epoch):.6g}"
+
+    def mu_at(self, epoch: int) -> float:
+        """The gradient reversal scale in ``epoch`` (0-based): ``mu``, or with ``mu_schedule='dann'``
+        DANN's ramp ``mu * (2 / (1 + exp(-10 p)) - 1)`` (Ganin & Lempitsky, JMLR 2016, Sec. 5.2.2), p the
+        progress through the unlearning epochs at this epoch's middle (0 -> 1)."""
+        cfg = self.cfg
+        if cfg.mu_schedule == "constant":
+            return cfg.mu
+        p = (epoch - cfg.warmup_epochs + 0.5) / max(cfg.epochs - cfg.warmup_epochs, 1)
+        return cfg.mu * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
 
     @property
     def trains_bias_head(self) -> bool:
@@ -155,10 +169,10 @@ class LearningNotToLearn(Method):
         if epoch < self.cfg.warmup_epochs:
             return self.cross_entropy_step(x, y, bias)
         if self.cfg.lnl_step == "one_pass":
-            return self._one_pass(x, y, bias)
-        return self._two_pass(x, y, bias)
+            return self._one_pass(x, y, bias, self.mu_at(epoch))
+        return self._two_pass(x, y, bias, self.mu_at(epoch))
 
-    def _two_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Stats:
+    def _two_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, mu: float) -> Stats:
         cfg, h = self.cfg, self.model.h
         # (A) f, g: classification + lambda * negative entropy of h's prediction.
         h.requires_grad_(False)  # h is not updated in (A): skip its weight gradients
@@ -174,7 +188,7 @@ class LearningNotToLearn(Method):
             h.requires_grad_(True)
         # (B) h learns the bias; f unlearns it through the gradient reversal layer.
         with self.autocast():
-            logits = self.h(grad_reverse(self.f(x), cfg.mu))
+            logits = self.h(grad_reverse(self.f(x), mu))
             bl = bias_ce(logits, bias, fused=self.fused)
         self.opt_fg.zero_grad(set_to_none=False)
         self.opt_h.zero_grad()
@@ -183,7 +197,7 @@ class LearningNotToLearn(Method):
         self.opt_h.step()
         return {"train/ce": ce.detach(), "train/entropy": -ne.detach(), "bias/loss": bl.detach()}
 
-    def _one_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor) -> Stats:
+    def _one_pass(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, mu: float) -> Stats:
         cfg, h = self.cfg, self.model.h
         with self.autocast():
             feat = self.f(x)
@@ -193,7 +207,7 @@ class LearningNotToLearn(Method):
                 ne = neg_entropy(self.h(feat), fused=self.fused)
             finally:
                 h.requires_grad_(True)
-            bl = bias_ce(self.h(grad_reverse(feat, cfg.mu)), bias, fused=self.fused)
+            bl = bias_ce(self.h(grad_reverse(feat, mu)), bias, fused=self.fused)
         self.opt_fg.zero_grad()
         self.opt_h.zero_grad()
         (ce + cfg.lambda_ * ne + bl).backward()

@@ -294,35 +294,50 @@ class Objective:
     """One trial = one full training run; returns the objective metric at the best epoch."""
 
     def __init__(self, fixed: dict[str, Any], space: dict[str, BaseDistribution], overrides: dict[str, Any],
-                 study: str, objective: str = "val_unbiased/acc") -> None:
+                 study: str, objective: str = "val_unbiased/acc", seeds: int = 1) -> None:
         if not objective.startswith(("val_biased/", "val_unbiased/")):
             raise ValueError(f"objective must be a validation metric (val_biased/... or val_unbiased/...); "
                              f"got {objective!r}: the test set is never used for selection")
+        if seeds < 1:
+            raise ValueError(f"seeds per trial must be >= 1; got {seeds}")
         self.fixed, self.space, self.overrides = fixed, space, overrides
-        self.study, self.objective = study, objective
+        self.study, self.objective, self.seeds = study, objective, seeds
 
-    def config(self, trial: optuna.Trial) -> Config:
+    def config(self, trial: optuna.Trial, k: int = 0) -> Config:
+        """The config of the trial's ``k``-th seed run (seed = the configured seed + k)."""
         params = suggest(trial, self.space)
         instance = trial.study.user_attrs.get("instance")
         run_id = f"{self.study}-{instance}-trial{trial.number:04d}" if instance else \
             f"{self.study}-trial{trial.number:04d}"
         values = {**self.fixed, **params, **self.overrides, "study": self.study, "trial": trial.number,
-                  "group": self.study, "run_id": run_id}
-        return Config.from_dict(values).validate()
+                  "group": self.study}
+        if k:
+            values["seed"] = int(values.get("seed", Config().seed)) + k
+            run_id += f"-seed{k}"
+        return Config.from_dict({**values, "run_id": run_id}).validate()
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Train the trial's seeds one after another; the mean over them of each run's best-epoch
+        objective. The pruner sees the first seed's curve only."""
         frozen = trial.study.get_trials(deepcopy=False)[trial.number]  # Optuna 5 wants a FrozenTrial here
         with experimental_ok():
             retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
-        cfg = self.config(trial)
-        trial.set_user_attr("run_id", cfg.run_id)
+        bests = [self._run_seed(trial, k) for k in range(self.seeds)]
+        if self.seeds > 1:
+            trial.set_user_attr("seed_values", bests)
+        return sum(bests) / len(bests)
+
+    def _run_seed(self, trial: optuna.Trial, k: int) -> float:
+        cfg = self.config(trial, k)
+        suffix = "" if k == 0 else f"_seed{k}"
+        trial.set_user_attr("run_id" + suffix, cfg.run_id)
         trial.set_user_attr("runs_dir", cfg.runs_dir)
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
             value = metrics.get(self.objective)
-            if value is None or not math.isfinite(value):
+            if k or value is None or not math.isfinite(value):
                 return
             trial.report(value, step=epoch)
             if trial.should_prune():
@@ -333,7 +348,7 @@ class Objective:
         except Exception as err:
             trial.set_user_attr("reason", f"{type(err).__name__}: {err}"[:500])
             raise
-        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("status" + suffix, result.status)
         if result.status in ("pruned", "diverged"):
             trial.set_user_attr("reason", result.reason or result.status)
             raise optuna.TrialPruned(result.reason or result.status)
@@ -342,7 +357,7 @@ class Objective:
         if not values:
             raise RuntimeError(f"run {cfg.run_id} logged no {self.objective}")
         best = max(values)
-        trial.set_user_attr("best_epoch", 1 + values.index(best))
+        trial.set_user_attr("best_epoch" + suffix, 1 + values.index(best))
         return best
 
 

@@ -66,6 +66,7 @@ class Search:
     max_trials: Optional[int] = None
     timeout: Optional[float] = None
     n_jobs: int = 1
+    seeds_per_trial: int = 1  # objective: mean over this many seeds of each run's best-epoch metric
     values: dict[str, Any] = dataclasses.field(default_factory=dict)  # --set: fixed for every trial
     runs_dir: str = "runs/optuna"
     out: str = "optuna_best"
@@ -172,7 +173,7 @@ class Search:
         return rows
 
     def _objective(self, st: Study) -> Objective:
-        return Objective(st.fixed, st.space, self.overrides(), st.name, self.objective)
+        return Objective(st.fixed, st.space, self.overrides(), st.name, self.objective, self.seeds_per_trial)
 
     def _write_best(self, name: str, best: Any, best_cfg: dict[str, Any]) -> Path:
         path = Path(self.out) / f"{name}.yaml"

@@ -80,3 +80,4 @@ def test_blind_eye_trains_end_to_end(tiny_config):
     assert result.status == "finished" and len(result.epochs) == 2
     last = result.epochs[-1]
     assert last["unlearning"] == 1 and 0 <= last["bias/acc"] <= 1 and 0 <= last["test/acc"] <= 1
+

@@ -1,11 +1,14 @@
 """Networks and loss terms: shapes, the reversal layer, the LNL losses on real batches."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from lnl.config import Config
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_ce, grad_reverse, neg_entropy
 from lnl.models import ARCHS, build_model
@@ -73,3 +76,23 @@ def test_lnl_losses_finite_on_real_batches_even_with_saturated_logits(cmnist):
         (ne + bl).backward(retain_graph=True)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert -np.log(8) - 1e-4 <= neg_entropy(logits).item() <= 0
+
+
+def test_lnl_reversal_scale_ramps_as_dann_and_names_its_graph_phases():
+    """mu_schedule='dann': mu * (2 / (1 + exp(-10 p)) - 1) at each unlearning epoch's middle, from near 0
+    to mu; the constant schedule is the paper's mu; each ramped value is its own CUDA-graph phase."""
+    from lnl.methods import LearningNotToLearn
+
+    def method(**kw):
+        m = LearningNotToLearn.__new__(LearningNotToLearn)  # mu_at and phase read only the config
+        m.cfg = Config(method="lnl", mu=0.5, epochs=12, warmup_epochs=2, **kw)
+        return m
+
+    ramp = method(mu_schedule="dann")
+    assert ramp.mu_at(2) == pytest.approx(0.5 * (2 / (1 + math.exp(-0.5)) - 1))  # p = 0.05
+    assert ramp.mu_at(11) == pytest.approx(0.5 * (2 / (1 + math.exp(-9.5)) - 1))  # p = 0.95
+    values = [ramp.mu_at(e) for e in range(2, 12)]
+    assert values == sorted(values) and values[0] < 0.25 * 0.5 and values[-1] > 0.4999
+    assert [method().mu_at(e) for e in (2, 7, 11)] == [0.5, 0.5, 0.5]
+    assert ramp.phase(0) == "warmup" and method().phase(5) == "unlearn"
+    assert len({ramp.phase(e) for e in range(2, 12)}) == 10

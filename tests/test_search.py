@@ -177,3 +177,26 @@ def test_diverged_trial_is_pruned_with_its_reason(tiny_config):
     study.optimize(Objective(fixed, space, overrides, "diverge-test"), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
     assert "non-finite" in study.trials[0].user_attrs["reason"]
+
+
+def test_objective_over_several_seeds_is_their_mean(tiny_config):
+    """--seeds-per-trial 2: each trial trains seeds s and s+1 (two run records), its value is the mean of
+    the two runs' best-epoch validation accuracy, and the pruner saw only the first seed's epochs."""
+    sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
+                            "lr": {"values": [0.003]}, "seed": {"value": 4}}}
+    fixed, space = space_from_sweep(sweep)
+    base = tiny_config(epochs=2).to_dict()
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "cache_dir", "runs_dir", "progress")}
+    objective = Objective(fixed, space, overrides, "seeds-test", seeds=2)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    records = [json.loads((Path(overrides["runs_dir"]) / trial.user_attrs[key] / "record.json").read_text())
+               for key in ("run_id", "run_id_seed1")]
+    assert [r["config"]["seed"] for r in records] == [4, 5]
+    bests = [max(e["val_unbiased/acc"] for e in r["epochs"]) for r in records]
+    assert trial.user_attrs["seed_values"] == bests and trial.value == pytest.approx(sum(bests) / 2)
+    assert sorted(trial.intermediate_values) == [1, 2]  # one curve: the first seed's
+    assert trial.intermediate_values[2] == records[0]["epochs"][1]["val_unbiased/acc"]
+    with pytest.raises(ValueError, match="seeds per trial"):
+        Objective(fixed, space, overrides, "s", seeds=0)

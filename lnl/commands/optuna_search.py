@@ -38,6 +38,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--study-prefix", default=None, help="study name prefix (default: the YAML's name)")
     p.add_argument("--objective", default="val_unbiased/acc",
                    help="validation metric maximized at each trial's best epoch (val_unbiased/acc or val_biased/acc)")
+    p.add_argument("--seeds-per-trial", type=int, default=1,
+                   help="train each trial with N seeds (seed, seed+1, ...): the objective is their mean "
+                        "(the pruner watches the first)")
     p.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (worker k uses seed + k)")
@@ -68,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     # W&B records the command line of every run; a storage URL's password must not travel with it.
     # args keeps the real URL; sys.argv (also what spawned workers inherit) gets the masked one.
     sys.argv[:] = [mask_url(a) for a in sys.argv]
-    if args.n_jobs < 1 or args.n_trials < 0:
-        print("error: --n-jobs must be >= 1 and --n-trials >= 0", file=sys.stderr)
+    if args.n_jobs < 1 or args.n_trials < 0 or args.seeds_per_trial < 1:
+        print("error: --n-jobs and --seeds-per-trial must be >= 1 and --n-trials >= 0", file=sys.stderr)
         return 2
     try:
         options = {k: v for k, v in vars(args).items() if k not in ("space", "set")}
