@@ -155,6 +155,11 @@ class Config:
                                  "f's input batch norm folded into its first convolution; same values and "
                                  "gradients",
                            identity=False)
+    fast_path: str = _f("tuned", "CPU layout (lnl.fast_path): 'tuned' times the layouts --channels-last and "
+                                 "--cpu-kernels allow on this CPU at first use (cached per CPU) and takes the "
+                                 "fastest; 'cl+kernels', 'cl' or 'nchw' forces one; 'manual' uses "
+                                 "--channels-last and --cpu-kernels as given. Same numbers either way",
+                        identity=False, choices=("tuned", "cl+kernels", "cl", "nchw", "manual"))
     threads: Optional[int] = _f(None, "CPU threads for torch (default: this worker's share, cores / "
                                       "LNL_WORKERS, when several share the machine; else torch's choice)",
                                identity=False)

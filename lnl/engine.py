@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lnl import kernels
+from lnl import fast_path, kernels
 from lnl.config import Config, ConfigError
 from lnl.workers import WorkerEnvError, apply_share
 from lnl.data import colored
@@ -431,6 +431,8 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, pr
     """The :class:`Run` of ``cfg``: network, method, schedules, the state restored from ``checkpoint``
     (a resume) or ``start`` (a pretrained start), the record (written once) and the tracker."""
     device, data = inputs["device"], inputs["data"]
+    # The layout this CPU runs fastest (lnl.fast_path: timed once per machine, cached); same numbers.
+    cfg, layout = fast_path.choose(cfg, device, build_training, resolve_precision(cfg.precision, device))
     precision, autocast, model, method = build_training(cfg, device)
     n_train = len(data["train"])
     steps_per_epoch = max(1, n_train // cfg.batch_size + (1 if n_train % cfg.batch_size > 1 else 0))
@@ -453,7 +455,7 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, pr
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                 or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
-                "workers": inputs["share"], "cpu_kernels": cpu_kernels_status(cfg, device)},
+                "workers": inputs["share"], "cpu_kernels": cpu_kernels_status(cfg, device), "fast_path": layout},
         "data": {"n_train": n_train, "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": ((previous or {}).get("created_at") if checkpoint is not None else None)
         or time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -7,14 +7,9 @@
     lnl-benchmark --device cuda --json bench.json
     lnl-benchmark --workers 1 2         # N processes at once: total images/s, trials/hour
 
-Both pipelines run in this process on the same machine with the paper's network
-sizes, batch 128 and the same number of warm-up and timed steps; timing rounds
-alternate between pipelines and the median round is reported. The reference
-(lnl.reference) uses a per-sample Dataset with ToTensor + Normalize, a per-sample
-PIL resize for the bias labels, a default DataLoader, three head modules with
-their own optimizers, fp32 NCHW and the official two-pass LNL step. Ours is the
-training core itself (lnl.methods on lnl.data.tensors). Our baseline step runs
-without the bias probe, like the reference's.
+Both pipelines run in this process with the paper's network sizes, batch 128, the same warm-up and
+timed steps, in alternating rounds (median reported); what each pipeline is: :mod:`lnl.bench`. On a
+CPU it also prints the layout :mod:`lnl.fast_path` picks for a run there.
 """
 from __future__ import annotations
 
@@ -27,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+from lnl import fast_path
 from lnl.bench import bench_data, cpu_model
 from lnl.bench_suites import (PRECISION_VARIANTS, STEP_VARIANTS, TRIAL_RECIPE, accuracy_lines, accuracy_suite,
                               speed_suite, speed_table, speed_variants, workers_suite, workers_table)
 from lnl.config import Config
-from lnl.engine import cpu_has_fast_bf16, cpu_kernels_status, resolve_precision
+from lnl.engine import build_training, cpu_has_fast_bf16, cpu_kernels_status, resolve_precision
 from lnl.workers import available_cores
 
 
@@ -76,10 +72,14 @@ def speed_main(args: argparse.Namespace) -> int:
            "cpu_kernels": cpu_kernels_status(Config(), device),
            "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
            "epoch_images": len(data.y("train"))}
+    if device.type == "cpu":  # what lnl.fast_path picks for a run on this CPU (timed once, cached)
+        env["fast_path"] = {kind: fast_path.choose(Config(method=kind), device, build_training, fast)[1]
+                            for kind in ("baseline", "lnl")}
     print(f"benchmark on {env['device_name']} ({device}, {env['threads']} threads, torch {env['torch']}); "
           f"fast path precision {fast}; {args.warmup} warm-up steps, then {args.repeats} interleaved rounds of "
           f"{args.steps} timed steps (median); epoch = {env['epoch_images']} images; CPU kernels: "
-          f"{env['cpu_kernels']}", flush=True)
+          f"{env['cpu_kernels']}; tuned layout: "
+          f"{ {k: v['choice'] for k, v in env.get('fast_path', {}).items()} }", flush=True)
     rows = speed_suite(data, device, speed_variants(device, fast, args.ablation), warmup=args.warmup,
                        steps=args.steps, repeats=args.repeats, epoch=not args.no_epoch,
                        reference_epoch=not args.no_reference_epoch, log=lambda line: print(line, flush=True))
