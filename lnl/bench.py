@@ -222,36 +222,38 @@ def _worker_env(share: bool, workers: int, index: int) -> None:
 
 
 def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cache_dir: str,
-            color_var: float, warmup: int, steps: int, barrier: Any, results: Any) -> None:
+            color_var: float, warmup: int, steps: int, device_name: str, barrier: Any, results: Any) -> None:
     """One benchmark worker: build its pipeline, warm up, wait for the others, time ``steps`` steps."""
     from lnl.workers import apply_share
 
     _worker_env(share, workers, index)
     info = apply_share(None)
-    device = torch.device("cpu")
+    device = torch.device(device_name)
     data = bench_data(cache_dir, color_var)
     step, make = (reference(kind, data, device) if pipeline == "reference"
                   else ours(kind, data, device, precision=resolve_precision("auto", device), channels_last=True))
     batches = Batches(make)
     for _ in range(warmup):
         step(batches.next())
+    sync(device)
     barrier.wait()
     start = time.perf_counter()
     for _ in range(steps):
         step(batches.next())
+    sync(device)
     results.put({"index": index, "images": steps * 128, "start": start, "end": time.perf_counter(),
                  "threads": info["threads"], "cores": info["cores"]})
 
 
 def _trial_worker(workers: int, index: int, share: bool, cache_dir: str, recipe: dict[str, Any],
-                  barrier: Any, results: Any) -> None:
+                  device_name: str, barrier: Any, results: Any) -> None:
     """One worker training a fixed short recipe end to end (data, epochs, evaluation) after the barrier."""
     from lnl.engine import train
 
     _worker_env(share, workers, index)
     with tempfile.TemporaryDirectory() as runs:
         cfg = Config.from_dict({**recipe, "seed": index, "cache_dir": cache_dir, "runs_dir": runs,
-                                "progress": False, "wandb_mode": "disabled", "device": "cpu"})
+                                "progress": False, "wandb_mode": "disabled", "device": device_name})
         barrier.wait()
         start = time.perf_counter()
         train(cfg)
@@ -274,13 +276,15 @@ def _spawn(target: Callable, workers: int, args: Callable[[int, Any, Any], tuple
 
 
 def parallel_throughput(kind: str, pipeline: str, workers: int, *, share: bool = True, cache_dir: str = "data",
-                        color_var: float = 0.02, warmup: int = 10, steps: int = 40) -> dict[str, Any]:
+                        color_var: float = 0.02, warmup: int = 10, steps: int = 40,
+                        device: str = "cpu") -> dict[str, Any]:
     """Total training images/s of ``workers`` processes stepping ``pipeline`` (``ours`` or
     ``reference``) at once: all start timing together (a barrier) and the window closes when the last
     ends. ``share=False`` leaves each process at torch's default threads (every core): the
-    oversubscription this harness avoids, measured for comparison."""
+    oversubscription this harness avoids, measured for comparison. ``device='cuda'``: all the workers
+    on the one GPU, each with its share of the CPU cores for its data path."""
     rows = _spawn(_worker, workers, lambda k, barrier, results: (
-        kind, pipeline, workers, k, share, cache_dir, color_var, warmup, steps, barrier, results))
+        kind, pipeline, workers, k, share, cache_dir, color_var, warmup, steps, device, barrier, results))
     window = max(r["end"] for r in rows) - min(r["start"] for r in rows)
     return {"step": kind, "pipeline": pipeline, "workers": workers, "share": share,
             "images_per_s": sum(r["images"] for r in rows) / window,
@@ -289,9 +293,9 @@ def parallel_throughput(kind: str, pipeline: str, workers: int, *, share: bool =
 
 
 def trials_per_hour(workers: int, recipe: dict[str, Any], *, share: bool = True,
-                    cache_dir: str = "data") -> dict[str, Any]:
+                    cache_dir: str = "data", device: str = "cpu") -> dict[str, Any]:
     """Trials per hour of ``workers`` processes each training ``recipe`` (a config dict) to the end."""
     rows = _spawn(_trial_worker, workers, lambda k, barrier, results: (
-        workers, k, share, cache_dir, recipe, barrier, results))
+        workers, k, share, cache_dir, recipe, device, barrier, results))
     window = max(r["end"] for r in rows) - min(r["start"] for r in rows)
     return {"workers": workers, "share": share, "wall_s": window, "trials_per_hour": workers * 3600 / window}

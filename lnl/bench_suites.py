@@ -102,10 +102,11 @@ def accuracy_lines(title: str, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def workers_suite(workers: list[int], *, cache_dir: str, color_var: float, warmup: int, steps: int,
-                  trial_recipe: dict[str, Any] | None,
+                  trial_recipe: dict[str, Any] | None, device: str = "cpu",
                   log: Log = print) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(throughput rows, trials/hour rows) for each worker count, each worker on its share of the cores;
-    with 2 in ``workers`` also 2 workers without a share (torch's default threads), for comparison."""
+    with 2 in ``workers`` also 2 workers without a share (torch's default threads), for comparison.
+    ``device='cuda'``: every worker on the one GPU (the reference pipeline too)."""
     rows, trials = [], []
     cases = [(n, True) for n in workers] + ([(2, False)] if 2 in workers else [])
     for kind in ("baseline", "lnl"):
@@ -113,13 +114,13 @@ def workers_suite(workers: list[int], *, cache_dir: str, color_var: float, warmu
             alone = None
             for n, share in cases:
                 row = parallel_throughput(kind, pipeline, n, share=share, cache_dir=cache_dir,
-                                          color_var=color_var, warmup=warmup, steps=steps)
+                                          color_var=color_var, warmup=warmup, steps=steps, device=device)
                 alone = row["images_per_s"] if (n, share) == (1, True) else alone
                 row["ratio_to_one"] = row["images_per_s"] / alone if alone else None
                 rows.append(row)
                 log(_worker_line(row))
     for n, share in cases if trial_recipe else []:
-        trials.append(trials_per_hour(n, trial_recipe, share=share, cache_dir=cache_dir))
+        trials.append(trials_per_hour(n, trial_recipe, share=share, cache_dir=cache_dir, device=device))
         log(f"trials/hour  workers {n} {'shared' if share else 'unshared'}: "
             f"{trials[-1]['trials_per_hour']:.1f} ({trials[-1]['wall_s']:.1f} s)")
     return rows, trials

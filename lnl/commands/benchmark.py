@@ -103,15 +103,17 @@ def workers_main(args: argparse.Namespace) -> int:
         print("error: --workers takes whole numbers >= 1", file=sys.stderr)
         return 2
     cores = len(available_cores())
-    env = {"device_name": cpu_model(), "cores": cores, "torch": torch.__version__,
-           "fast_precision": resolve_precision("auto", torch.device("cpu")), "cpu_bf16": cpu_has_fast_bf16(),
+    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    env = {"device": device, "device_name": torch.cuda.get_device_name(0) if device == "cuda" else cpu_model(),
+           "cores": cores, "torch": torch.__version__,
+           "fast_precision": resolve_precision("auto", torch.device(device)), "cpu_bf16": cpu_has_fast_bf16(),
            "warmup": args.warmup, "steps": args.steps, "trial_recipe": {**TRIAL_RECIPE, "epochs": args.trial_epochs}}
     print(f"workers benchmark on {env['device_name']} ({cores} cores); each worker: {args.warmup} warm-up steps, "
           f"then {args.steps} timed steps, all started together", flush=True)
     bench_data(args.cache_dir, args.color_var)  # make the cache once, before the workers race for it
     rows, trials = workers_suite(args.workers, cache_dir=args.cache_dir, color_var=args.color_var,
                                  warmup=args.warmup, steps=args.steps,
-                                 trial_recipe=env["trial_recipe"] if args.trial_epochs else None,
+                                 trial_recipe=env["trial_recipe"] if args.trial_epochs else None, device=device,
                                  log=lambda line: print(line, flush=True))
     print("\n" + workers_table(rows, trials))
     _write_json(args.json, {"env": env, "workers": rows, "trials": trials})
