@@ -175,4 +175,10 @@ def publish_wandb(out: Path, written: list[Path], records: list[dict[str, Any]],
 
 
 def command_line() -> str:
+    """This process's command as a reader would type it: ``lnl-report ...`` for the command however it was
+    started (console script, ``python -m lnl.commands.report``, ``scripts/report.py``), else ``python argv``."""
+    name = Path(sys.argv[0]).stem if sys.argv else ""
+    if name in ("report", "lnl-report") and (Path(sys.argv[0]).parent.name in ("commands", "scripts", "bin")
+                                             or name == "lnl-report"):
+        return " ".join(shlex.quote(a) for a in ["lnl-report", *sys.argv[1:]])
     return " ".join(shlex.quote(a) for a in ["python"] + sys.argv)

@@ -10,6 +10,10 @@
 #                                                                  # lambda 0.01, mu 0.1) started from the committed
 #                                                                  # official_short 10-epoch baselines, precision auto,
 #                                                                  # sigma^2 = 0.020, seeds 0 1 2 (SEEDS to choose)
+#   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
+#                                                                  # chosen on validation (seed 0, final-epoch
+#                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
+#                                                                  # seeds 1 2 with it, into official_short/records
 #
 # Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
 # be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
@@ -24,13 +28,13 @@ SET=(wandb_mode=${WANDB_MODE_GRID:-disabled} ${THREADS:+threads=$THREADS})
 
 case "$MODE" in
   --calibration)
-    "$PY" scripts/run_sweep.py sweeps/calibration.yaml --runs-dir "$OUT/calibration/records" --set "${SET[@]}" ;;
+    "$PY" -m lnl.commands.run_sweep sweeps/calibration.yaml --runs-dir "$OUT/calibration/records" --set "${SET[@]}" ;;
   --short)
-    "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/official_short/records" \
+    "$PY" -m lnl.commands.run_sweep sweeps/paper_table.yaml --runs-dir "$OUT/official_short/records" \
         --set recipe=official_short "${SET[@]}" --filter color_var=0.02 ;;
   --official)
     for cv in ${2:-0.02}; do
-      "$PY" scripts/run_sweep.py sweeps/paper_table.yaml --runs-dir "$OUT/official/records" \
+      "$PY" -m lnl.commands.run_sweep sweeps/paper_table.yaml --runs-dir "$OUT/official/records" \
           --set recipe=official "${SET[@]}" --filter color_var="$cv"
     done ;;
   --long-lnl)
@@ -41,23 +45,46 @@ case "$MODE" in
       cp -rn "$d" "$OUT/long_lnl/records/"
     done
     for seed in ${SEEDS:-0 1 2}; do
-      "$PY" scripts/train.py --method lnl --recipe official --init-recipe official_short --precision auto \
+      "$PY" -m lnl.commands.train --method lnl --recipe official --init-recipe official_short --precision auto \
           --color-var 0.02 --seed "$seed" --runs-dir "$OUT/long_lnl/records" --resume \
           --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
+  --blind-eye)
+    SEL="$OUT/blind_eye_alpha/records"
+    mkdir -p "$SEL"
+    for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do cp -rn "$d" "$SEL/"; done
+    BE=(--recipe official_short --method blind_eye --color-var 0.02 --resume --wandb-mode "${WANDB_MODE_GRID:-disabled}"
+        ${THREADS:+--threads $THREADS})
+    for a in ${ALPHAS:-0.01 0.1}; do
+      "$PY" -m lnl.commands.train "${BE[@]}" --seed 0 --alpha "$a" --runs-dir "$SEL"
+    done
+    # the alpha whose seed-0 run ends with the best val_unbiased/acc (validation only; never the test set)
+    read -r ALPHA RUN < <("$PY" - "$SEL" <<'PYSEL'
+import json, sys
+from pathlib import Path
+runs = [json.loads(p.read_text()) for p in Path(sys.argv[1]).glob("blind_eye-*/record.json")]
+best = max((r for r in runs if r["status"] == "finished"), key=lambda r: r["epochs"][-1]["val_unbiased/acc"])
+print(best["config"]["alpha"], best["run_id"])
+PYSEL
+)
+    echo "BlindEye: alpha $ALPHA chosen on val_unbiased ($RUN)"
+    cp -rn "$SEL/$RUN" "$OUT/official_short/records/"
+    for seed in 1 2; do
+      "$PY" -m lnl.commands.train "${BE[@]}" --seed "$seed" --alpha "$ALPHA" --runs-dir "$OUT/official_short/records"
+    done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --blind-eye]" >&2; exit 2 ;;
 esac
-"$PY" scripts/report.py --runs "$OUT/official_short/records" --out "$OUT" \
+"$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
     --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
 # The official LNL phase from the official_short baselines (--long-lnl) gets its own page.
 if grep -qs '"status": "finished"' "$OUT"/long_lnl/records/lnl-*/record.json; then
-  "$PY" scripts/report.py --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
+  "$PY" -m lnl.commands.report --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
       --title "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
 fi
 # The full protocol gets its own page once one of its runs has finished.
 if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
-  "$PY" scripts/report.py --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
+  "$PY" -m lnl.commands.report --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
       --title "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
 fi
