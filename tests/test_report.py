@@ -218,3 +218,14 @@ def test_report_names_its_command_as_typed(argv0, monkeypatch):
     assert command_line() == "lnl-report --runs 'my runs' --out r"
     monkeypatch.setattr(sys, "argv", ["/x/other.py", "--a"])
     assert command_line() == "python /x/other.py --a"
+
+
+def test_a_record_from_before_a_field_existed_groups_with_newer_seeds():
+    """Seed 0 written before `alpha` existed (no key), seed 1 after (its default): one configuration, so
+    the table's mean is over both seeds; a non-default value is another configuration."""
+    from lnl.config import Config
+
+    new = Config(method="lnl", seed=1).to_dict()
+    old = {k: v for k, v in Config(method="lnl", seed=0).to_dict().items() if k not in ("alpha", "mu_schedule")}
+    assert tables.configuration_key(old) == tables.configuration_key(new)
+    assert tables.configuration_key({**new, "mu_schedule": "dann"}) != tables.configuration_key(new)

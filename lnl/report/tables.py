@@ -69,9 +69,22 @@ def paper_results() -> pd.DataFrame:
 
 
 def configuration_key(config: dict[str, Any]) -> str:
-    """Identity of a configuration: every run-defining key except seed, method and bias level."""
-    values = {k: v for k, v in config.items() if k not in _NOT_CONFIGURATION}
+    """Identity of a configuration: every run-defining key except seed, method and bias level, leaving
+    out values equal to the config's default. A record written before a field existed ran with that
+    field's default (the rule lnl.config's run ids follow), so it groups with newer runs of the same
+    configuration instead of splitting a method's seeds in two."""
+    values = {k: v for k, v in config.items() if k not in _NOT_CONFIGURATION and v != _DEFAULTS.get(k, _MISSING)}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _defaults() -> dict[str, Any]:
+    from lnl.config import Config
+
+    return Config().to_dict()
+
+
+_MISSING = object()
+_DEFAULTS = _defaults()
 
 
 def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
