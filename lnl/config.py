@@ -331,9 +331,9 @@ DATA_VERSION = 2
 # What a pretraining run (Config.init_config) does not take from the run that starts from it: the
 # optimization and method settings (they come from the pretraining recipe) and the run's own names.
 _NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr", "bias_lr", "momentum",
-                  "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "warmup_epochs",
-                  "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group", "job_type", "study",
-                  "trial", "tags"}
+                  "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "mu_schedule",
+                  "alpha", "warmup_epochs", "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group",
+                  "job_type", "study", "trial", "tags"}
 
 
 # ---------------------------------------------------------------------------------------

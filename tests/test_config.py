@@ -132,3 +132,18 @@ def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):
     # the recipe is provenance: the run's identity is its resolved values
     explicit = parse_args(["--method", "lnl", "--epochs", "7", "--lr", "0.005", "--lambda", "0.3"])
     assert explicit.default_run_id() == lnl_cfg.default_run_id()
+
+
+@pytest.mark.parametrize("key,value", [("lambda", 0.5), ("mu", 0.3), ("mu_schedule", "dann"), ("alpha", 0.1),
+                                       ("lr", 0.05), ("epochs", 7)])
+def test_method_settings_do_not_change_the_pretrained_baseline(key, value):
+    """A search over LNL's or BlindEye's own settings starts every trial from one baseline per (level, seed):
+    the pretraining run's id does not depend on them (a BlindEye alpha once retrained the baseline)."""
+    from lnl.config import Config
+
+    for method in ("lnl", "blind_eye"):
+        base = Config.from_dict({"method": method, "recipe": "official_short", "seed": 1})
+        other = Config.from_dict({"method": method, "recipe": "official_short", "seed": 1, key: value})
+        assert other.init_config().default_run_id() == base.init_config().default_run_id()
+    assert Config.from_dict({"method": "lnl", "recipe": "official_short", "seed": 2}).init_config() \
+        .default_run_id() != base.init_config().default_run_id()  # the seed does change it
