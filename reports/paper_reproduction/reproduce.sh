@@ -83,6 +83,11 @@ if grep -qs '"status": "finished"' "$OUT"/long_lnl/records/lnl-*/record.json; th
   "$PY" -m lnl.commands.report --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
       --title "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
 fi
+# BlindEye's alpha selection (--blind-eye: seed 0, each alpha, official_short) gets its own page.
+if grep -qs '"status": "finished"' "$OUT"/blind_eye_alpha/records/blind_eye-*/record.json; then
+  "$PY" -m lnl.commands.report --runs "$OUT/blind_eye_alpha/records" --out "$OUT/blind_eye_alpha" --no-samples \
+      --title "BlindEye: alpha chosen on validation (official_short, sigma^2 = 0.020, seed 0)"
+fi
 # The full protocol gets its own page once one of its runs has finished.
 if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
   "$PY" -m lnl.commands.report --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
