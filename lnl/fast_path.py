@@ -30,9 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import statistics
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -40,6 +38,7 @@ import torch
 
 from lnl import kernels
 from lnl.data.colored import IGNORE_INDEX
+from lnl.records import write_json_atomic
 
 if TYPE_CHECKING:
     from lnl.config import Config
@@ -82,8 +81,8 @@ def choose(cfg: "Config", device: torch.device, build: Builder, precision: str) 
     cached = _read_cache().get(key)
     if cached and cached.get("choice") in names and set(names) <= set(cached.get("images_per_s", {})):
         speeds = {n: cached["images_per_s"][n] for n in names}
-        return apply(cfg, max(speeds, key=speeds.get)), {**cached, "choice": max(speeds, key=speeds.get),
-                                                         "source": "cache"}
+        choice = max(speeds, key=speeds.get)
+        return apply(cfg, choice), {**cached, "choice": choice, "source": "cache"}
     speeds = time_candidates(cfg, device, build, names)
     choice = max(speeds, key=speeds.get)
     entry = {"choice": choice, "images_per_s": speeds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -143,13 +142,7 @@ def _read_cache() -> dict[str, Any]:
 def _write_cache(key: str, entry: dict[str, Any]) -> None:
     """Add one entry, atomically (another process sees the old file or the new one; a lost race costs
     one more tuning, never a broken file)."""
-    path = _cache_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {**_read_cache(), key: entry}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
+        write_json_atomic(_cache_path(), {**_read_cache(), key: entry})
     except OSError:
         pass  # no cache: the next run tunes again

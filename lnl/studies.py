@@ -126,7 +126,7 @@ class Search:
             log(f"study {st.name}: {counted_trials(study)} trials so far, running up to {caps[st.name]}")
         return caps
 
-    def run(self, studies: list[Study], caps: dict[str, int | None], log: Log = print) -> list[int]:
+    def run(self, studies: list[Study], caps: dict[str, int | None]) -> list[int]:
         """Run the workers (in this process when n_jobs is 1); the exit codes of those that failed."""
         if self.n_jobs == 1:
             worker(self, studies, caps, 0)
@@ -152,7 +152,7 @@ class Search:
             counts = {s.name.lower(): sum(t.state == s for t in trials) for s in
                       (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
                        TrialState.WAITING)}
-            best_cfg = best_trial_config(study, self._objective(st))
+            best_cfg = best_trial_config(study, self.objective_for(st))
             log(f"\n== {st.name}: {len(trials)} trials ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})")
             row = {"study": st.name, "method": st.method, "color_var": st.color_var, **counts}
             rows.append(row)
@@ -172,7 +172,8 @@ class Search:
                 row.update(self.confirm(best_cfg, st.name, log))
         return rows
 
-    def _objective(self, st: Study) -> Objective:
+    def objective_for(self, st: Study) -> Objective:
+        """The Optuna objective of one study: its fixed values and space, this search's overrides."""
         return Objective(st.fixed, st.space, self.overrides(), st.name, self.objective, self.seeds_per_trial)
 
     def _write_best(self, name: str, best: Any, best_cfg: dict[str, Any]) -> Path:
@@ -219,7 +220,7 @@ def worker(search: Search, studies: list[Study], caps: dict[str, int | None], in
         os.environ.update(worker_env(search.n_jobs, index))  # read by the engine (lnl.workers.apply_share)
     quiet_optuna()
     for st in studies:
-        n = run_worker(search.storage, st.name, search._objective(st), cap=caps[st.name], timeout=search.timeout,
+        n = run_worker(search.storage, st.name, search.objective_for(st), cap=caps[st.name], timeout=search.timeout,
                        heartbeat_interval=search.heartbeat_interval, grace_period=search.grace_period,
                        sampler=search.sampler, pruner=search.pruner, epochs=search.epochs(studies),
                        seed=None if search.seed is None else search.seed + index,
