@@ -25,8 +25,12 @@ data: install
 demo: install
 	$(BIN)/lnl-demo
 
+# Two pytest processes (pytest-xdist), each with its share of the cores (tests/conftest.py): TEST_JOBS=1 runs
+# the suite in one process.
+TEST_JOBS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --durations=10
 
 benchmark: install
 	$(BIN)/lnl-benchmark
