@@ -14,6 +14,10 @@
 #                                                                  # chosen on validation (seed 0, final-epoch
 #                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
 #                                                                  # seeds 1 2 with it, into official_short/records
+#   bash reports/paper_reproduction/reproduce.sh --lnl-search    # LNL lambda x mu grid from the official_short
+#                                                                  # baselines (lnl_search/space.yaml: 20 epochs,
+#                                                                  # step at 15, seed 0), Optuna on SQLite, chosen
+#                                                                  # on val_unbiased; more trials or seeds: edit it
 #
 # Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
 # be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
@@ -72,8 +76,16 @@ PYSEL
     for seed in 1 2; do
       "$PY" -m lnl.commands.train "${BE[@]}" --seed "$seed" --alpha "$ALPHA" --runs-dir "$OUT/official_short/records"
     done ;;
+  --lnl-search)
+    S="$OUT/lnl_search"
+    mkdir -p "$S/records"
+    for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do cp -rn "$d" "$S/records/"; done
+    "$PY" -m lnl.commands.optuna_search --space "$S/space.yaml" --sampler grid --pruner none \
+        --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" --n-trials "${TRIALS:-4}" \
+        --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --blind-eye]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --blind-eye | --lnl-search]" >&2
+     exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
@@ -87,6 +99,11 @@ fi
 if grep -qs '"status": "finished"' "$OUT"/blind_eye_alpha/records/blind_eye-*/record.json; then
   "$PY" -m lnl.commands.report --runs "$OUT/blind_eye_alpha/records" --out "$OUT/blind_eye_alpha" --no-samples \
       --title "BlindEye: alpha chosen on validation (official_short, sigma^2 = 0.020, seed 0)"
+fi
+# The LNL lambda x mu probe (--lnl-search) gets its own page.
+if grep -qs '"status": "finished"' "$OUT"/lnl_search/records/lnl-*/record.json; then
+  "$PY" -m lnl.commands.report --runs "$OUT/lnl_search/records" --out "$OUT/lnl_search" --no-samples \
+      --title "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15, seed 0)"
 fi
 # The full protocol gets its own page once one of its runs has finished.
 if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
