@@ -97,6 +97,9 @@ class Config:
     val_size: int = _f(5000, "MNIST training images held out as val_biased / val_unbiased")
     train_size: Optional[int] = _f(None, "use only the first N training images (quick runs, tests)")
     test_size: Optional[int] = _f(None, "use only the first N test images (quick runs, tests)")
+    val_eval_size: Optional[int] = _f(None, "evaluate on only the first N images of val_biased and val_unbiased "
+                                            "(quick runs, tests: with a few thousand training images the two "
+                                            "5,000-image validation splits cost as much as the training)")
 
     # --- optimization ---------------------------------------------------------------
     epochs: int = _f(10, "training epochs")
@@ -251,7 +254,7 @@ class Config:
         for key in ("seed", "data_seed"):  # numpy and torch seeds: 0 <= seed < 2^63
             if not 0 <= getattr(self, key) < 2 ** 63:
                 raise ConfigError(key, f"must be an integer in [0, 2^63); got {getattr(self, key)}")
-        for key in ("train_size", "test_size", "threads"):
+        for key in ("train_size", "test_size", "val_eval_size", "threads"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(key, f"must be >= 1 or None; got {value}")

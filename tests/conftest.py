@@ -17,7 +17,7 @@ if XDIST_WORKERS > 1:
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, str(thread_share(XDIST_WORKERS)))
 # Small budgets used across the suite: a few thousand real images, one or two epochs.
-TINY = {"train_size": 2000, "test_size": 1000, "epochs": 1, "progress": False, "batch_size": 100,
+TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 1, "progress": False, "batch_size": 100,
         "optimizer": "adam", "lr": 0.003}
 
 
@@ -87,6 +87,8 @@ parameters:
   train_size:
     value: 500
   test_size:
+    value: 200
+  val_eval_size:
     value: 200
   cache_dir:
     value: {cache_dir}

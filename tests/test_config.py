@@ -53,6 +53,7 @@ BAD_INPUTS = [
     (["--lr", "-1"], "lr"),
     (["--lr", "abc"], "lr"),
     (["--epochs", "0"], "epochs"),
+    (["--val-eval-size", "0"], "val_eval_size"),
     (["--epochs", "2.5"], "epochs"),
     (["--batch-size", "1"], "batch_size"),
     (["--lambda", "-1"], "lambda"),

@@ -343,3 +343,18 @@ def test_packaged_palettes_and_bad_palette_files(tmp_path):
         colored.load_palette(str(bad))
     with pytest.raises(ValueError, match="packaged palettes: default, v1"):
         colored.load_palette("nope")
+
+
+def test_size_limits_take_the_first_images_of_their_splits(cmnist):
+    """train_size, test_size and val_eval_size (both validation splits) keep the first N images of their
+    splits, labels and bias labels aligned; the others stay whole."""
+    import torch
+
+    from lnl.data.tensors import DeviceData
+
+    data = DeviceData(cmnist, torch.device("cpu"), train_size=300, val_size=120)
+    sizes = {split: len(data[split]) for split in ("train", "val_biased", "val_unbiased", "test")}
+    assert sizes == {"train": 300, "val_biased": 120, "val_unbiased": 120, "test": len(cmnist.y("test"))}
+    for split in ("val_biased", "val_unbiased"):
+        assert torch.equal(data[split].y, torch.from_numpy(cmnist.y(split)[:120].astype(np.int64)))
+        assert torch.equal(data[split].bias, torch.from_numpy(colored.bias_labels(cmnist.x(split)[:120])))

@@ -43,7 +43,7 @@ def search_cmd(storage: str, prefix: str, cache_dir: Path, *extra: str, epochs: 
     return [sys.executable, str(REPO / "scripts" / "optuna_search.py"), "--space", str(REPO / "sweeps/lnl_tune.yaml"),
             "--color-var", "0.02", "--storage", storage, "--study-prefix", prefix, "--sampler", "random",
             "--pruner", "none", "--heartbeat-interval", "1", "--grace-period", "3",
-            "--set", f"epochs={epochs}", f"train_size={train_size}", "test_size=300", "warmup_epochs=0",
+            "--set", f"epochs={epochs}", f"train_size={train_size}", "test_size=300", "val_eval_size=300", "warmup_epochs=0",
             f"cache_dir={cache_dir}", *extra]
 
 

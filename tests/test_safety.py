@@ -29,7 +29,7 @@ def test_a_failing_rerun_never_costs_a_finished_record(tiny_config, tmp_path):
             if torch.cuda.is_available():
                 continue
         args = [sys.executable, "scripts/train.py", "--method", "baseline", "--run-id", done.run_id,
-                "--runs-dir", env_runs, "--cache-dir", cfg.cache_dir, "--train-size", "2000", "--test-size", "1000",
+                "--runs-dir", env_runs, "--cache-dir", cfg.cache_dir, "--train-size", "2000", "--test-size", "1000", "--val-eval-size", "1000",
                 "--epochs", "1", "--wandb-mode", "disabled", "--progress", "False", *bad]
         out = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
         assert out.returncode == 2, out.stderr[-2000:]

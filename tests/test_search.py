@@ -74,7 +74,7 @@ def test_passwords_are_masked():
 def test_three_trial_study_on_sqlite(cache_dir, tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "optuna_search.py"), "--space", str(REPO / "sweeps/lnl_tune.yaml"),
            "--color-var", "0.02", "--n-trials", "3", "--seed", "1", "--confirm-seeds", "2",
-           "--set", "epochs=2", "train_size=800", "test_size=300", f"cache_dir={cache_dir}", "--wandb-mode", "disabled"]
+           "--set", "epochs=2", "train_size=800", "test_size=300", "val_eval_size=300", f"cache_dir={cache_dir}", "--wandb-mode", "disabled"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     name = study_name("lnl_tune", "lnl", 0.02)
@@ -146,7 +146,7 @@ def test_a_bad_trial_is_pruned_and_its_wandb_run_finishes(tiny_config, tmp_path,
                             "lr": {"values": [0.003, 1.0e-7]}}}
     fixed, space = space_from_sweep(sweep)
     base = tiny_config(epochs=3, wandb_mode="auto").to_dict()
-    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "batch_size", "optimizer",
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "val_eval_size", "batch_size", "optimizer",
                                        "cache_dir", "runs_dir", "progress", "wandb_mode")}
     objective = Objective(fixed, space, overrides, "prune-test")
     study = optuna.create_study(direction="maximize",
@@ -172,7 +172,7 @@ def test_diverged_trial_is_pruned_with_its_reason(tiny_config):
                             "lr": {"value": 1.0e8}, "momentum": {"value": 0.0}}}
     fixed, space = space_from_sweep(sweep)
     base = tiny_config(epochs=2).to_dict()
-    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "cache_dir", "runs_dir", "progress")}
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "val_eval_size", "cache_dir", "runs_dir", "progress")}
     study = optuna.create_study(direction="maximize")
     study.optimize(Objective(fixed, space, overrides, "diverge-test"), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.PRUNED
@@ -186,7 +186,7 @@ def test_objective_over_several_seeds_is_their_mean(tiny_config):
                             "lr": {"values": [0.003]}, "seed": {"value": 4}}}
     fixed, space = space_from_sweep(sweep)
     base = tiny_config(epochs=2).to_dict()
-    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "cache_dir", "runs_dir", "progress")}
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "val_eval_size", "cache_dir", "runs_dir", "progress")}
     objective = Objective(fixed, space, overrides, "seeds-test", seeds=2)
     study = optuna.create_study(direction="maximize")
     study.optimize(objective, n_trials=1)

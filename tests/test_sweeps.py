@@ -121,7 +121,7 @@ def test_create_sweeps_dry_run_prints_one_config_per_level():
 def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
     sweep = for_condition(load_sweep(path), color_var=0.02)
     # A tiny budget: extra constant parameters, rendered into the argv like any other.
-    tiny = {"epochs": 1, "train_size": 600, "test_size": 300, "progress": False,
+    tiny = {"epochs": 1, "train_size": 600, "test_size": 300, "val_eval_size": 300, "progress": False,
             "cache_dir": str(cache_dir), "runs_dir": str(tmp_path / "runs")}
     for key, value in tiny.items():
         sweep["parameters"][key] = {"value": value}

@@ -81,7 +81,7 @@ def test_official_data_source_trains(tmp_path, cmnist, tiny_config):
 
 
 def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
-    common = ["--method", "lnl", "--epochs", "3", "--train-size", "2500", "--test-size", "500",
+    common = ["--method", "lnl", "--epochs", "3", "--train-size", "2500", "--test-size", "500", "--val-eval-size", "500",
               "--batch-size", "50", "--progress", "False", "--cache-dir", tiny_config().cache_dir,
               "--runs-dir", str(tmp_path / "runs"), "--wandb-mode", "disabled"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

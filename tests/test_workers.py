@@ -47,7 +47,7 @@ def test_worker_env_carries_the_share_to_openmp():
 def _train(cache_dir, tmp_path, env_extra, *args):
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "scripts/train.py", "--method", "baseline", "--epochs", "1",
-                           "--train-size", "500", "--test-size", "200", "--cache-dir", str(cache_dir),
+                           "--train-size", "500", "--test-size", "200", "--val-eval-size", "200", "--cache-dir", str(cache_dir),
                            "--runs-dir", str(tmp_path / "runs"), "--wandb-mode", "disabled", "--progress", "False",
                            *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
@@ -83,7 +83,7 @@ def test_run_sweep_jobs_trains_in_a_pool_with_core_shares(cache_dir, tmp_path):
     runs = tmp_path / "runs"
     # One run of the grid can't start: another process holds its lock (as a second sweep would).
     from lnl.config import Config
-    blocked = Config.from_dict({"method": "gray", "seed": 1, "epochs": 1, "train_size": 500, "test_size": 200,
+    blocked = Config.from_dict({"method": "gray", "seed": 1, "epochs": 1, "train_size": 500, "test_size": 200, "val_eval_size": 200,
                                 "cache_dir": str(cache_dir), "wandb_mode": "disabled", "runs_dir": str(runs),
                                 "resume": True, "progress": False, "group": "tiny_pool"}).default_run_id()
     runs.mkdir()

@@ -37,10 +37,11 @@ class DeviceData:
     (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test)."""
 
     def __init__(self, data: ColoredMnist, device: torch.device, *, gray: bool = False,
-                 train_size: int | None = None, test_size: int | None = None) -> None:
+                 train_size: int | None = None, test_size: int | None = None,
+                 val_size: int | None = None) -> None:
         self.device, self.gray = device, gray
         self.splits: dict[str, TensorSplit] = {}
-        limits = {"train": train_size, "test": test_size}
+        limits = {"train": train_size, "test": test_size, "val_biased": val_size, "val_unbiased": val_size}
         for split in SPLITS:
             n = limits.get(split) or len(data.y(split))
             images = data.x(split)[:n]
