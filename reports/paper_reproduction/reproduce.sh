@@ -10,6 +10,8 @@
 #                                                                  # lambda 0.01, mu 0.1) started from the committed
 #                                                                  # official_short 10-epoch baselines, precision auto,
 #                                                                  # sigma^2 = 0.020, seeds 0 1 2 (SEEDS to choose)
+#   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
+#                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
 #   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
 #                                                                  # chosen on validation (seed 0, final-epoch
 #                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
@@ -41,16 +43,19 @@ case "$MODE" in
       "$PY" -m lnl.commands.run_sweep sweeps/paper_table.yaml --runs-dir "$OUT/official/records" \
           --set recipe=official "${SET[@]}" --filter color_var="$cv"
     done ;;
-  --long-lnl)
-    # The pretrained baselines are found by run id in --runs-dir: copy the committed ones in, their final.pt
-    # included (only record.json is committed under long_lnl/); -n never overwrites a file already there.
-    mkdir -p "$OUT/long_lnl/records"
+  --long-lnl | --long-blind-eye)
+    # The official 100-epoch phase from the official_short baselines. The pretrained baselines are found by
+    # run id in --runs-dir: copy the committed ones in, their final.pt included (only record.json is committed
+    # under long_*/); -n never overwrites a file already there.
+    if [ "$MODE" = --long-lnl ]; then DIR=long_lnl; M=(--method lnl)
+    else DIR=long_blind_eye; M=(--method blind_eye --alpha "${ALPHA:-0.1}"); fi
+    mkdir -p "$OUT/$DIR/records"
     for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do
-      cp -rn "$d" "$OUT/long_lnl/records/"
+      cp -rn "$d" "$OUT/$DIR/records/"
     done
     for seed in ${SEEDS:-0 1 2}; do
-      "$PY" -m lnl.commands.train --method lnl --recipe official --init-recipe official_short --precision auto \
-          --color-var 0.02 --seed "$seed" --runs-dir "$OUT/long_lnl/records" --resume \
+      "$PY" -m lnl.commands.train "${M[@]}" --recipe official --init-recipe official_short --precision auto \
+          --color-var 0.02 --seed "$seed" --runs-dir "$OUT/$DIR/records" --resume \
           --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
   --blind-eye)
@@ -84,7 +89,7 @@ PYSEL
         --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" --n-trials "${TRIALS:-4}" \
         --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --blind-eye | --lnl-search]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -94,6 +99,10 @@ esac
 if grep -qs '"status": "finished"' "$OUT"/long_lnl/records/lnl-*/record.json; then
   "$PY" -m lnl.commands.report --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
       --title "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
+fi
+if grep -qs '"status": "finished"' "$OUT"/long_blind_eye/records/blind_eye-*/record.json; then
+  "$PY" -m lnl.commands.report --runs "$OUT/long_blind_eye/records" --out "$OUT/long_blind_eye" --no-samples \
+      --title "BlindEye: the official 100-epoch phase from the 10-epoch official_short baselines (bf16)"
 fi
 # BlindEye's alpha selection (--blind-eye: seed 0, each alpha, official_short) gets its own page.
 if grep -qs '"status": "finished"' "$OUT"/blind_eye_alpha/records/blind_eye-*/record.json; then
