@@ -17,8 +17,8 @@ if XDIST_WORKERS > 1:
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, str(thread_share(XDIST_WORKERS)))
 # Small budgets used across the suite: a few thousand real images, one or two epochs.
-TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 1, "progress": False, "batch_size": 100,
-        "optimizer": "adam", "lr": 0.003}
+TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 1, "progress": False,
+        "batch_size": 100, "optimizer": "adam", "lr": 0.003}
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,8 @@ def cache_dir(tmp_path_factory) -> Path:
     """A cache holding Colored MNIST at sigma^2 = 0.02 (generated once per session).
 
     Under pytest-xdist the workers share one folder (lnl.data.cache: if both build it at once, the first
-    atomic rename wins and the other reads that copy). Set LNL_TEST_CACHE to a folder to reuse a cache across sessions.
+    atomic rename wins and the other reads that copy). Set LNL_TEST_CACHE to a folder to reuse a cache
+    across sessions.
     """
     from lnl.data.dataset import load_generated
 
