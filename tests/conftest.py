@@ -21,6 +21,16 @@ TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 
         "batch_size": 100, "optimizer": "adam", "lr": 0.003}
 
 
+def assert_grad_close(actual, expected, rel=1e-4, floor=5e-5, msg=""):
+    """||actual - expected|| <= rel * ||expected|| + floor: gradients are long fp32 sums (batch x positions)
+    whose rounding depends on the summation order, which changes with the thread count (one thread: 1.6e-4
+    of the norm for a first-layer weight gradient, two threads: 3e-5). The floor covers gradients that are
+    ~0 in theory (a bias right before a batch norm: 1.2e-5 of noise with one thread); a real mistake is
+    orders of magnitude above both."""
+    err = (actual.double() - expected.double()).norm().item()
+    assert err <= rel * expected.double().norm().item() + floor, f"{msg}: |diff| {err:.3g}"
+
+
 @pytest.fixture(autouse=True)
 def _no_wandb_by_default(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")

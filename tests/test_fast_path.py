@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from conftest import assert_grad_close
 from lnl.config import Config
 from lnl.data.tensors import DeviceData
 from lnl.losses import bias_ce, grad_reverse, neg_entropy
@@ -23,7 +24,10 @@ from lnl.methods import METHODS
 from lnl.models import build_model
 from lnl.reference import OfficialColoredMnist, ReferenceLNL, copy_into
 
-RTOL, ATOL = 1e-4, 1e-5
+RTOL = 1e-4
+# Gradients: 5e-4 of their norm plus 1e-6 (some are ~1e-4 in norm): long fp32 sums whose rounding depends on
+# the thread count (conftest.assert_grad_close)
+GRAD_RTOL, GRAD_FLOOR = 5e-4, 1e-6
 
 
 def _pairs(ref: ReferenceLNL, model) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -77,7 +81,7 @@ def test_same_losses_and_gradients_on_one_batch_in_fp32(pair):
     (ce + 0.01 * ne).backward()
     assert ce.item() == pytest.approx(ce_r.item(), rel=RTOL) and ne.item() == pytest.approx(ne_r.item(), rel=RTOL)
     for name, a, b in _pairs(ref, model):
-        assert torch.allclose(a, b, rtol=RTOL, atol=ATOL), name
+        assert_grad_close(b, a, rel=GRAD_RTOL, floor=GRAD_FLOOR, msg=name)
     # pass B: bias cross-entropy through the reversal layer
     ref._zero()
     model.zero_grad(set_to_none=False)
@@ -87,7 +91,7 @@ def test_same_losses_and_gradients_on_one_batch_in_fp32(pair):
     bl.backward()
     assert bl.item() == pytest.approx(bl_r.item(), rel=RTOL)
     for name, a, b in _pairs(ref, model):
-        assert torch.allclose(a, b, rtol=RTOL, atol=ATOL), name
+        assert_grad_close(b, a, rel=GRAD_RTOL, floor=GRAD_FLOOR, msg=name)
 
 
 def test_same_predictions_after_a_few_lnl_steps(pair):

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import assert_grad_close
 from lnl import kernels
 from lnl.models import build_model
 
@@ -31,12 +32,6 @@ def _input(shape, dtype, seed=0):
     x[:, :, : shape[2] // 4] = 0.25  # plateaus: ties inside pooling windows
     x[:, :, -3:, -3:] = -1.0  # windows where the ReLU is off
     return x.to(dtype).contiguous(memory_format=CL)
-
-
-def assert_grad_close(actual, expected, rel=1e-4, msg=""):
-    """||actual - expected|| <= rel * ||expected|| (+ a floor for gradients that are ~0 in theory)."""
-    err = (actual.double() - expected.double()).norm().item()
-    assert err <= rel * expected.double().norm().item() + 1e-5, f"{msg}: |diff| {err:.3g}"
 
 
 def _grads(fn, x, grad):
