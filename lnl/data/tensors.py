@@ -34,7 +34,9 @@ class TensorSplit:
 
 class DeviceData:
     """All splits on ``device``; ``gray=True`` replaces images with their gray version
-    (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test)."""
+    (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test).
+    ``train_size``, ``test_size`` and ``val_size`` (both validation splits; the config's ``val_eval_size``)
+    keep only the first N images of their splits (quick runs, tests)."""
 
     def __init__(self, data: ColoredMnist, device: torch.device, *, gray: bool = False,
                  train_size: int | None = None, test_size: int | None = None,
