@@ -95,27 +95,17 @@ esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
     --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
-# The official LNL phase from the official_short baselines (--long-lnl) gets its own page.
-if grep -qs '"status": "finished"' "$OUT"/long_lnl/records/lnl-*/record.json; then
-  "$PY" -m lnl.commands.report --runs "$OUT/long_lnl/records" --out "$OUT/long_lnl" --no-samples \
-      --title "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
-fi
-if grep -qs '"status": "finished"' "$OUT"/long_blind_eye/records/blind_eye-*/record.json; then
-  "$PY" -m lnl.commands.report --runs "$OUT/long_blind_eye/records" --out "$OUT/long_blind_eye" --no-samples \
-      --title "BlindEye: the official 100-epoch phase from the 10-epoch official_short baselines (bf16)"
-fi
-# BlindEye's alpha selection (--blind-eye: seed 0, each alpha, official_short) gets its own page.
-if grep -qs '"status": "finished"' "$OUT"/blind_eye_alpha/records/blind_eye-*/record.json; then
-  "$PY" -m lnl.commands.report --runs "$OUT/blind_eye_alpha/records" --out "$OUT/blind_eye_alpha" --no-samples \
-      --title "BlindEye: alpha chosen on validation (official_short, sigma^2 = 0.020, seed 0)"
-fi
-# The LNL lambda x mu probe (--lnl-search) gets its own page.
-if grep -qs '"status": "finished"' "$OUT"/lnl_search/records/lnl-*/record.json; then
-  "$PY" -m lnl.commands.report --runs "$OUT/lnl_search/records" --out "$OUT/lnl_search" --no-samples \
-      --title "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15, seed 0)"
-fi
-# The full protocol gets its own page once one of its runs has finished.
-if grep -qs '"status": "finished"' "$OUT"/official/records/*/record.json; then
-  "$PY" -m lnl.commands.report --runs "$OUT/official/records" --out "$OUT/official" --no-samples \
-      --title "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
-fi
+# Each side experiment gets its own page once one of its runs (RUNS: a glob under DIR/records) has finished.
+page() {  # DIR RUNS TITLE
+  if grep -qs '"status": "finished"' "$OUT"/$1/records/$2/record.json; then
+    "$PY" -m lnl.commands.report --runs "$OUT/$1/records" --out "$OUT/$1" --no-samples --title "$3"
+  fi
+}
+page long_lnl 'lnl-*' "LNL: the official 100-epoch LNL phase from the 10-epoch official_short baselines (bf16)"
+page long_blind_eye 'blind_eye-*' \
+    "BlindEye: the official 100-epoch phase from the 10-epoch official_short baselines (bf16)"
+page blind_eye_alpha 'blind_eye-*' "BlindEye: alpha chosen on validation (official_short, sigma^2 = 0.020, seed 0)"
+# Optuna names its trials' runs <study>-trial<N>
+page lnl_search 'lnl_official_probe-*' \
+    "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15, seed 0)"
+page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
