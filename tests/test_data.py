@@ -352,7 +352,7 @@ def test_size_limits_take_the_first_images_of_their_splits(cmnist):
 
     from lnl.data.tensors import DeviceData
 
-    data = DeviceData(cmnist, torch.device("cpu"), train_size=300, val_size=120)
+    data = DeviceData(cmnist, torch.device("cpu"), train_size=300, val_eval_size=120)
     sizes = {split: len(data[split]) for split in ("train", "val_biased", "val_unbiased", "test")}
     assert sizes == {"train": 300, "val_biased": 120, "val_unbiased": 120, "test": len(cmnist.y("test"))}
     for split in ("val_biased", "val_unbiased"):

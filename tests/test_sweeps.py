@@ -126,20 +126,26 @@ def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
     for key, value in tiny.items():
         sweep["parameters"][key] = {"value": value}
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
-    for params in draw(sweep, 2):
-        argv = agent_command(sweep, params, interpreter=sys.executable)
-        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        records = {json.loads(p.read_text())["run_id"]: json.loads(p.read_text())
-                   for p in (tmp_path / "runs").glob("*/record.json")}
-        cfg = parse_args(argv[3:])
-        record = records[cfg.default_run_id()]
-        for key, value in params.items():
-            assert record["config"][key] == value  # the record holds the swept values
-        assert sweep["metric"]["name"] in record["epochs"][-1]  # the sweep's metric is logged under that key
-        wandb_dir = Path(record["wandb"]["dir"])
-        assert record["wandb"]["mode"] == "offline" and wandb_dir.is_dir()
-        assert wandb_dir.parent == tmp_path / "wandb" and list(wandb_dir.glob("run-*.wandb"))
+    first, *later = draw(sweep, 2)
+    # Every drawn argv lands in the config with the drawn values; executing one per sweep is enough to show
+    # the agent's command runs (each execution is a training subprocess with offline W&B, ~20-30 s here).
+    for params in later:
+        cfg = parse_args(agent_command(sweep, params, interpreter=sys.executable)[3:])
+        assert {k: cfg.to_dict()[k] for k in params} == params
+    params = first
+    argv = agent_command(sweep, params, interpreter=sys.executable)
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {json.loads(p.read_text())["run_id"]: json.loads(p.read_text())
+               for p in (tmp_path / "runs").glob("*/record.json")}
+    cfg = parse_args(argv[3:])
+    record = records[cfg.default_run_id()]
+    for key, value in params.items():
+        assert record["config"][key] == value  # the record holds the swept values
+    assert sweep["metric"]["name"] in record["epochs"][-1]  # the sweep's metric is logged under that key
+    wandb_dir = Path(record["wandb"]["dir"])
+    assert record["wandb"]["mode"] == "offline" and wandb_dir.is_dir()
+    assert wandb_dir.parent == tmp_path / "wandb" and list(wandb_dir.glob("run-*.wandb"))
 
 
 def test_local_grid_runner_is_resumable(cache_dir, tmp_path):

@@ -35,15 +35,17 @@ class TensorSplit:
 class DeviceData:
     """All splits on ``device``; ``gray=True`` replaces images with their gray version
     (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test).
-    ``train_size``, ``test_size`` and ``val_size`` (both validation splits; the config's ``val_eval_size``)
-    keep only the first N images of their splits (quick runs, tests)."""
+    ``train_size``, ``test_size`` and ``val_eval_size`` (both validation splits) keep only the first N images
+    of their splits (quick runs, tests); the names are the config's. How many training images are held out
+    for validation in the first place is the data's business (``Config.val_size``), not this class's."""
 
     def __init__(self, data: ColoredMnist, device: torch.device, *, gray: bool = False,
                  train_size: int | None = None, test_size: int | None = None,
-                 val_size: int | None = None) -> None:
+                 val_eval_size: int | None = None) -> None:
         self.device, self.gray = device, gray
         self.splits: dict[str, TensorSplit] = {}
-        limits = {"train": train_size, "test": test_size, "val_biased": val_size, "val_unbiased": val_size}
+        limits = {"train": train_size, "test": test_size, "val_biased": val_eval_size,
+                  "val_unbiased": val_eval_size}
         for split in SPLITS:
             n = limits.get(split) or len(data.y(split))
             images = data.x(split)[:n]
