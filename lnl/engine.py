@@ -19,6 +19,8 @@ numbers as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import math
 import os
 import pickle
@@ -45,7 +47,7 @@ from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
 from lnl.models import LNLNet, build_model
 from lnl.records import (CHECKPOINT, EPOCH_KEYS, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record,
-                         write_json_atomic, write_text_atomic)
+                         write_bytes_atomic, write_json_atomic, write_text_atomic)
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -189,15 +191,17 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> str:
-    """Write ``state`` atomically; returns the file's SHA-256."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        digest = _sha256(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return digest
+    """Write ``state`` atomically; returns the file's SHA-256.
+
+    Serialized in memory first: ``torch.save`` to a file name records that name (here it would be the
+    temporary file's, with the process id) as the folder of every entry in the zip, so the same weights
+    saved by two processes got two SHA-256s. From a buffer the folder is always ``archive/``: equal states,
+    equal bytes, equal checksums (what ``init_from``'s record compares)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    write_bytes_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _checksum_path(path: Path) -> Path:

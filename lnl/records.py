@@ -39,13 +39,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a unique temporary file beside it, flushed to disk, then
+    renamed over ``path``. A failure (a full disk, a kill) leaves the old file or none, never a part of one,
+    and no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as stream:
-            json.dump(_clean(obj), stream, indent=1, allow_nan=False)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
@@ -54,14 +57,12 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         raise
 
 
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    write_bytes_atomic(path, json.dumps(_clean(obj), indent=1, allow_nan=False).encode())
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, text.encode())
 
 
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:

@@ -200,20 +200,30 @@ def test_an_unusable_storage_url_is_one_line_without_the_password(url, tmp_path)
     assert "s3cr3t" not in out.stdout + out.stderr
 
 
-def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_record(tiny_config, monkeypatch):
+@pytest.mark.parametrize("stage", ["serialize", "write"])
+def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_record(stage, tiny_config, monkeypatch):
     import errno
+    import os
 
     import torch
 
     import lnl.engine as engine
+    import lnl.records as records
 
-    real_save = torch.save
+    if stage == "serialize":
+        def full_disk(obj, buffer, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    def full_disk(obj, path, *args, **kwargs):
-        real_save({"half": torch.zeros(1000)}, path)  # some bytes land, then the disk is full
-        raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(engine.torch, "save", full_disk)
+    else:  # the checkpoint's bytes reach its temporary file, then flushing them to disk fails
+        real_fsync = os.fsync
 
-    monkeypatch.setattr(engine.torch, "save", full_disk)
+        def full_disk(fd):
+            if "checkpoint.pt" in os.readlink(f"/proc/self/fd/{fd}"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real_fsync(fd)
+
+        monkeypatch.setattr(records.os, "fsync", full_disk)
     cfg = tiny_config(method="baseline", epochs=2, run_id="full")
     with pytest.raises(OSError, match="No space"):
         lnl.train(cfg)
@@ -221,6 +231,31 @@ def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_rec
     assert sorted(p.name for p in run_dir.iterdir()) == ["record.json"]  # no .tmp, no half checkpoint
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"] == "failed" and "No space" in record["reason"]
+
+
+def test_a_checkpoint_s_bytes_depend_only_on_its_state(tmp_path, monkeypatch):
+    """The same weights saved by two processes have one SHA-256 (``init_from`` compares it): torch.save to a
+    file name would write that (temporary, per-process) name into the zip."""
+    import os
+    import zipfile
+
+    import torch
+
+    import lnl.engine as engine
+    from lnl.data.cache import sha256_file
+
+    state = {"model": {"w": torch.arange(12.0).reshape(3, 4)}, "optimizers": {}}
+    digests = []
+    for pid in (1111, 2222):  # two "processes"
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+        path = tmp_path / str(pid) / "final.pt"
+        path.parent.mkdir()
+        digests.append(engine._save_checkpoint(path, state))
+        assert digests[-1] == sha256_file(path)
+        assert all(name.startswith("archive/") for name in zipfile.ZipFile(path).namelist())
+        assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])
+    assert digests[0] == digests[1]
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["final.pt", "final.pt"]  # no temporary files
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x93NUMPY garbage", b"not a numpy file at all"])
