@@ -20,6 +20,8 @@
 #                                                                  # baselines (lnl_search/space.yaml: 20 epochs,
 #                                                                  # step at 15, seed 0), Optuna on SQLite, chosen
 #                                                                  # on val_unbiased; more trials or seeds: edit it
+#   bash reports/paper_reproduction/reproduce.sh --lnl-search-seeds  # the probe's best configuration on seeds
+#                                                                  # SEEDS (default 1 2), from their baselines
 #
 # Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
 # be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
@@ -88,8 +90,16 @@ PYSEL
     "$PY" -m lnl.commands.optuna_search --space "$S/space.yaml" --sampler grid --pruner none \
         --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" --n-trials "${TRIALS:-4}" \
         --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
+  --lnl-search-seeds)
+    # The probe's best configuration (chosen on seed 0's val_unbiased; optuna_search writes it to best/) on
+    # more seeds, from their committed baselines: its mean over seeds is the number to report.
+    S="$OUT/lnl_search"
+    for seed in ${SEEDS:-1 2}; do
+      "$PY" -m lnl.commands.train --config "$S/best/lnl_official_probe-lnl-cv0.020.yaml" --seed "$seed" \
+          --runs-dir "$S/records" --resume --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search | --lnl-search-seeds]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
