@@ -92,8 +92,14 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
         cal.to_csv(out / "calibration.csv", index=False)
         written.append(out / "calibration.csv")
         calibration_md = tables.calibration_markdown(cal)
+    speed = tables.time_to_accuracy(records)
+    speed_md = None
+    if not speed.empty:
+        speed.to_csv(out / "time_to_accuracy.csv", index=False, float_format="%.6f")
+        written.append(out / "time_to_accuracy.csv")
+        speed_md = tables.time_to_accuracy_markdown(speed)
     readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command,
-                     notes, calibration_md)
+                     notes, calibration_md, speed_md)
     (out / "README.md").write_text(readme)
     written.append(out / "README.md")
     return written
@@ -101,7 +107,8 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
 
 def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_tables: dict[str, str],
             problems: pd.DataFrame, study_tab: pd.DataFrame, written: list[Path], out: Path, primary: str,
-            error: str, command: str | None, notes: str | None = None, calibration_md: str | None = None) -> str:
+            error: str, command: str | None, notes: str | None = None, calibration_md: str | None = None,
+            speed_md: str | None = None) -> str:
     counts = runs["status"].value_counts().to_dict()
     status_text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     epochs = sorted({r["config"].get("epochs") for r in records if r["config"].get("epochs")})
@@ -123,6 +130,8 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
         lines += ["## Calibration: which reading of σ² matches the paper", "",
                   "Decided on the Baseline and Gray rows only (never on LNL's); see `sweeps/calibration.yaml`.", "",
                   calibration_md]
+    if speed_md:
+        lines += ["## Time to accuracy", "", speed_md]
     lines += ["## Runs that did not finish", ""]
     if problems.empty:
         lines += ["All runs finished.", ""]

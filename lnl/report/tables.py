@@ -197,6 +197,80 @@ def comparison(records: list[dict[str, Any]], rule: str, error: str = "std") -> 
     return out[["rule", "method", "color_var", "mean", "error", "error_kind", "n", "runs", "paper", "diff"]]
 
 
+def prefix_is_a_run(config: dict[str, Any]) -> bool:
+    """Whether a run's first L epochs are exactly what an L-epoch run of the same configuration computes:
+    true when no schedule depends on the run's length (a step or constant lr, a constant reversal scale);
+    a cosine lr or DANN's ramp of mu stretch over the whole run, so their prefixes are not shorter runs."""
+    return config.get("lr_schedule", "step") != "cosine" and config.get("mu_schedule", "constant") == "constant"
+
+
+def _epoch_cost_s(record: dict[str, Any]) -> float:
+    """Seconds one epoch of ``record`` costs, training and evaluation: the median over its epochs, so that
+    a pause or a neighbour on a shared machine does not count."""
+    costs = [e.get("time/epoch_s", 0.0) + e.get("time/eval_s", 0.0) for e in record.get("epochs") or []]
+    return float(np.median(costs)) if costs else float("nan")
+
+
+def time_to_accuracy(records: list[dict[str, Any]], metric: str = "val_unbiased/acc") -> pd.DataFrame:
+    """Issue 12 item 7: per (method, level, configuration), the fewest epochs whose mean ``metric`` over seeds
+    reaches the paper's test accuracy for that row, and what those epochs cost.
+
+    The choice reads validation data only (the paper's number is a fixed target); the test accuracy at the
+    chosen length is then reported, mean and std over the same seeds. An L-epoch recipe is read off the
+    first L epochs of longer runs, so only configurations whose prefixes *are* shorter runs
+    (:func:`prefix_is_a_run`) and with at least two seeds enter. Cost: L x the run's median epoch (training +
+    evaluation) plus, for a run started from a pretrained one (``init_from``), that run's whole length at
+    its median epoch, when its record is among ``records``; the mean over seeds, in minutes. A row whose
+    mean never reaches the target has no length and says how close its best epoch came."""
+    by_id = {r["run_id"]: r for r in records}
+    paper = {(m, round(cv, 3)): acc for m, cv, acc in paper_results()[["method", "color_var", "test_acc"]].values}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        c = r["config"]
+        if r.get("status") == "finished" and prefix_is_a_run(c):
+            groups.setdefault((c["method"], round(float(c["color_var"]), 3), configuration_key(c)), []).append(r)
+    rows = []
+    for (method, cv, conf), runs in sorted(groups.items()):
+        target = paper.get((method, cv))
+        if target is None or len(runs) < 2 or method == "baseline":  # the baseline's row is no target to reach
+            continue
+        length = min(len(r["epochs"]) for r in runs)
+        curves = np.array([[e.get(metric, np.nan) for e in r["epochs"][:length]] for r in runs])
+        tests = np.array([[e.get("test/acc", np.nan) for e in r["epochs"][:length]] for r in runs])
+        mean_curve = curves.mean(axis=0)
+        reached = np.flatnonzero(mean_curve >= target)
+        at = int(reached[0]) if reached.size else int(np.nanargmax(mean_curve))
+        minutes = []
+        for r in runs:
+            pre = by_id.get((r.get("init") or {}).get("from_run"))
+            pre_s = _epoch_cost_s(pre) * len(pre["epochs"]) if pre else 0.0
+            minutes.append(((at + 1) * _epoch_cost_s(r) + pre_s) / 60)
+        rows.append({"method": method, "color_var": cv, "configuration": conf, "seeds": len(runs),
+                     "reached": bool(reached.size), "epochs": at + 1 if reached.size else None,
+                     "best_epoch": None if reached.size else at + 1, "val_mean": float(mean_curve[at]),
+                     "test_mean": float(tests[:, at].mean()), "test_std": float(tests[:, at].std(ddof=1)),
+                     "paper": target, "minutes": float(np.mean(minutes)),
+                     "pretrained": all((r.get("init") or {}).get("from_run") in by_id for r in runs)})
+    return pd.DataFrame(rows, columns=["method", "color_var", "configuration", "seeds", "reached", "epochs",
+                                       "best_epoch", "val_mean", "test_mean", "test_std", "paper", "minutes",
+                                       "pretrained"])
+
+
+def time_to_accuracy_markdown(table: pd.DataFrame, metric: str = "val_unbiased/acc") -> str:
+    lines = [f"Fewest epochs whose mean `{metric}` over seeds reaches the paper's test accuracy (chosen on "
+             "validation only), read off the first epochs of runs whose schedules do not depend on their length; "
+             "test accuracy at that length; cost = epochs x each run's median epoch, plus its pretrained run's "
+             "whole length where that record is here (`pretrained`).", "",
+             "| method | σ² | configuration | seeds | epochs | mean val | test (mean ± std) | paper | minutes | "
+             "pretrained |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for row in table.itertuples():
+        epochs = str(int(row.epochs)) if row.reached else f"not reached (best mean: epoch {int(row.best_epoch)})"
+        lines.append(f"| {row.method} | {row.color_var:.3f} | {row.configuration} | {row.seeds} | {epochs} | "
+                     f"{row.val_mean:.4f} | {row.test_mean:.4f} ± {row.test_std:.4f} | {row.paper:.4f} | "
+                     f"{row.minutes:.1f} | {'yes' if row.pretrained else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def calibration(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Which reading of sigma^2 (``color_noise``) matches the paper, judged on the Baseline and Gray rows.
 
