@@ -205,8 +205,6 @@ def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_rec
     import errno
     import os
 
-    import torch
-
     import lnl.engine as engine
     import lnl.records as records
 
