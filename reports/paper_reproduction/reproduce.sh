@@ -22,6 +22,9 @@
 #                                                                  # on val_unbiased; more trials or seeds: edit it
 #   bash reports/paper_reproduction/reproduce.sh --lnl-search-seeds  # the probe's best configuration on seeds
 #                                                                  # SEEDS (default 1 2), from their baselines
+#   bash reports/paper_reproduction/reproduce.sh --probe-levels "0.03 0.04"  # the same configuration at other
+#                                                                  # levels (SEEDS 0 1 2, EPOCHS to shorten it),
+#                                                                  # each after its 10-epoch baseline
 #
 # Every grid is resumable: finished runs are skipped and killed runs continue from their checkpoint, so it can
 # be run in parts, across sessions (commit the records, the final.pt of finished baselines and the checkpoint.pt
@@ -98,8 +101,21 @@ PYSEL
       "$PY" -m lnl.commands.train --config "$S/best/lnl_official_probe-lnl-cv0.020.yaml" --seed "$seed" \
           --runs-dir "$S/records" --resume --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
+  --probe-levels)
+    # The probe's best configuration at other bias levels (LEVELS, e.g. "0.03 0.04"), seeds SEEDS (0 1 2),
+    # EPOCHS LNL epochs if set (else the configuration's): each (level, seed) first trains its 10-epoch
+    # official_short baseline, shared by every LNL run that starts from it.
+    P="$OUT/probe_levels/records"
+    mkdir -p "$P"
+    for cv in ${2:?"LEVELS, e.g. --probe-levels '0.03 0.04'"}; do
+      for seed in ${SEEDS:-0 1 2}; do
+        "$PY" -m lnl.commands.train --config "$OUT/lnl_search/best/lnl_official_probe-lnl-cv0.020.yaml" \
+            --color-var "$cv" --seed "$seed" ${EPOCHS:+--epochs $EPOCHS} --runs-dir "$P" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search | --lnl-search-seeds]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -118,4 +134,5 @@ page blind_eye_alpha 'blind_eye-*' "BlindEye: alpha chosen on validation (offici
 # Optuna names its trials' runs <study>-trial<N>
 page lnl_search 'lnl_official_probe-*' \
     "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15, seed 0)"
+page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
