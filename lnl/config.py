@@ -296,6 +296,16 @@ class Config:
         return {_public(f.name): _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if f.metadata.get("identity", True)}
 
+    def rerun_values(self) -> dict[str, Any]:
+        """What a config file needs to recompute this run (``lnl-train --config``; an Optuna study's best
+        trial): the identity fields, and for a run started from a pretrained one the recipe that pretrained
+        it. That recipe is not an identity field (the pretraining run's id stands for it in the hash), yet
+        without it a config file could not name its starting point."""
+        values = self.identity()
+        if self.init_from is not None:
+            values["init_recipe"] = self.init_recipe or self.recipe
+        return values
+
     def identity_hash(self) -> str:
         """Hash of the identity fields that differ from their defaults.
 

@@ -424,4 +424,4 @@ def best_trial_config(study: optuna.Study, objective: Objective) -> dict[str, An
         return None
     values = {**objective.fixed, **best.params, **objective.overrides}
     cfg = Config.from_dict(values).validate()
-    return cfg.identity()
+    return cfg.rerun_values()

@@ -148,3 +148,22 @@ def test_method_settings_do_not_change_the_pretrained_baseline(key, value):
         assert other.init_config().default_run_id() == base.init_config().default_run_id()
     assert Config.from_dict({"method": "lnl", "recipe": "official_short", "seed": 2}).init_config() \
         .default_run_id() != base.init_config().default_run_id()  # the seed does change it
+
+
+@pytest.mark.parametrize("flags", [["--recipe", "official", "--init-recipe", "official_short", "--lambda", "0.1"],
+                                   ["--recipe", "official_short", "--mu", "1"],
+                                   ["--lr", "0.02"]])
+def test_rerun_values_as_a_config_file_recompute_the_same_run(flags, tmp_path):
+    """An Optuna study's best trial is written with Config.rerun_values() for `lnl-train --config`: that file
+    names the same run, its pretrained start included (the pretraining recipe is no identity field, so
+    identity() alone once lost it and the file was refused: '--init-recipe is needed')."""
+    import yaml
+
+    cfg = parse_args(["--method", "lnl", "--seed", "2", *flags])
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump(cfg.rerun_values()))
+    again = parse_args(["--config", str(path)])
+    assert again.default_run_id() == cfg.default_run_id()
+    if cfg.init_from is not None:
+        assert again.init_config().default_run_id() == cfg.init_config().default_run_id()
+        assert again.init_config().epochs == 10  # the official_short baseline, not official's 100 epochs
