@@ -133,6 +133,6 @@ page long_blind_eye 'blind_eye-*' \
 page blind_eye_alpha 'blind_eye-*' "BlindEye: alpha chosen on validation (official_short, sigma^2 = 0.020, seed 0)"
 # Optuna names its trials' runs <study>-trial<N>
 page lnl_search 'lnl_official_probe-*' \
-    "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15, seed 0)"
+    "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15; chosen on seed 0, the best also on seeds 1 2)"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
