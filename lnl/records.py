@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,12 @@ def _clean(value: Any) -> Any:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` all or nothing: a unique temporary file beside it, flushed to disk, then
     renamed over ``path``. A failure (a full disk, a kill) leaves the old file or none, never a part of one,
-    and no temporary file."""
+    and no temporary file. The file gets the permissions a plain ``open`` would give (0666 less the umask;
+    ``tempfile.mkstemp``'s 0600 would hide records and checkpoints from the rest of a shared group)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)

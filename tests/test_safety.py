@@ -244,16 +244,21 @@ def test_a_checkpoint_s_bytes_depend_only_on_its_state(tmp_path, monkeypatch):
 
     state = {"model": {"w": torch.arange(12.0).reshape(3, 4)}, "optimizers": {}}
     digests = []
-    for pid in (1111, 2222):  # two "processes"
-        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
-        path = tmp_path / str(pid) / "final.pt"
-        path.parent.mkdir()
-        digests.append(engine._save_checkpoint(path, state))
-        assert digests[-1] == sha256_file(path)
-        assert all(name.startswith("archive/") for name in zipfile.ZipFile(path).namelist())
-        assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])
+    old_umask = os.umask(0o022)
+    try:
+        for pid in (1111, 2222):  # two "processes"
+            monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+            path = tmp_path / str(pid) / "final.pt"
+            path.parent.mkdir()
+            digests.append(engine._save_checkpoint(path, state))
+            assert digests[-1] == sha256_file(path)
+            assert all(name.startswith("archive/") for name in zipfile.ZipFile(path).namelist())
+            assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])
+    finally:
+        os.umask(old_umask)
     assert digests[0] == digests[1]
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["final.pt", "final.pt"]  # no temporary files
+    assert (path.stat().st_mode & 0o777) == 0o644  # what open() gives under umask 022, not mkstemp's 0600
 
 
 @pytest.mark.parametrize("content", [None, b"", b"\x93NUMPY garbage", b"not a numpy file at all"])
