@@ -86,23 +86,25 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
         except Exception as err:  # noqa: BLE001 - e.g. too few trials for importances
             log(f"report: no Optuna figures for {study.study_name} ({type(err).__name__}: {err})")
 
-    calibration_md = None
-    if calibration:
-        cal = tables.calibration(calibration)
-        cal.to_csv(out / "calibration.csv", index=False)
-        written.append(out / "calibration.csv")
-        calibration_md = tables.calibration_markdown(cal)
-    speed = tables.time_to_accuracy(records)
-    speed_md = None
-    if not speed.empty:
-        speed.to_csv(out / "time_to_accuracy.csv", index=False, float_format="%.6f")
-        written.append(out / "time_to_accuracy.csv")
-        speed_md = tables.time_to_accuracy_markdown(speed)
+    calibration_md = _csv_section(tables.calibration(calibration) if calibration else None,
+                                  out / "calibration.csv", tables.calibration_markdown, written)
+    speed_md = _csv_section(tables.time_to_accuracy(records), out / "time_to_accuracy.csv",
+                            tables.time_to_accuracy_markdown, written, float_format="%.6f")
     readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command,
                      notes, calibration_md, speed_md)
     (out / "README.md").write_text(readme)
     written.append(out / "README.md")
     return written
+
+
+def _csv_section(table: pd.DataFrame | None, path: Path, render: Any, written: list[Path],
+                 float_format: str | None = None) -> str | None:
+    """An optional table: written to ``path`` (CSV) and rendered as Markdown, or None when there is none."""
+    if table is None or table.empty:
+        return None
+    table.to_csv(path, index=False, float_format=float_format)
+    written.append(path)
+    return render(table)
 
 
 def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_tables: dict[str, str],
