@@ -16,10 +16,12 @@
 #                                                                  # chosen on validation (seed 0, final-epoch
 #                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
 #                                                                  # seeds 1 2 with it, into official_short/records
-#   bash reports/paper_reproduction/reproduce.sh --lnl-search    # LNL lambda x mu grid from the official_short
-#                                                                  # baselines (lnl_search/space.yaml: 20 epochs,
-#                                                                  # step at 15, seed 0), Optuna on SQLite, chosen
-#                                                                  # on val_unbiased; more trials or seeds: edit it
+#   bash reports/paper_reproduction/reproduce.sh --lnl-search [DIR]  # an LNL grid from the official_short
+#                                                                  # baselines, Optuna on SQLite, chosen on
+#                                                                  # val_unbiased: DIR/space.yaml (default
+#                                                                  # lnl_search: lambda x mu, 20 epochs, step at
+#                                                                  # 15, seed 0; lnl_search_3seed: scored on the
+#                                                                  # mean of seeds 0 1 2); TRIALS to add trials
 #   bash reports/paper_reproduction/reproduce.sh --lnl-search-seeds  # the probe's best configuration on seeds
 #                                                                  # SEEDS (default 1 2), from their baselines
 #   bash reports/paper_reproduction/reproduce.sh --probe-levels "0.03 0.04"  # the same configuration at other
@@ -87,12 +89,13 @@ PYSEL
       "$PY" -m lnl.commands.train "${BE[@]}" --seed "$seed" --alpha "$ALPHA" --runs-dir "$OUT/official_short/records"
     done ;;
   --lnl-search)
-    S="$OUT/lnl_search"
+    S="$OUT/${2:-lnl_search}"
+    case "$S" in */lnl_search_3seed) PER=3 N=2 ;; *) PER=1 N=4 ;; esac
     mkdir -p "$S/records"
     for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do cp -rn "$d" "$S/records/"; done
     "$PY" -m lnl.commands.optuna_search --space "$S/space.yaml" --sampler grid --pruner none \
-        --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" --n-trials "${TRIALS:-4}" \
-        --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
+        --seeds-per-trial "$PER" --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" \
+        --n-trials "${TRIALS:-$N}" --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
   --lnl-search-seeds)
     # The probe's best configuration (chosen on seed 0's val_unbiased; optuna_search writes it to best/) on
     # more seeds, from their committed baselines: its mean over seeds is the number to report.
@@ -115,7 +118,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -134,5 +137,7 @@ page blind_eye_alpha 'blind_eye-*' "BlindEye: alpha chosen on validation (offici
 # Optuna names its trials' runs <study>-trial<N>
 page lnl_search 'lnl_official_probe-*' \
     "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15; chosen on seed 0, the best also on seeds 1 2)"
+page lnl_search_3seed 'lnl_official_3seed-*' \
+    "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
