@@ -297,6 +297,16 @@ def _summary(epochs: list[dict[str, Any]], confusion: dict[str, Any], status: st
     return final
 
 
+def _check_same_identity(record: dict[str, Any], cfg: Config, run_dir: Path) -> None:
+    """A finished run returned by ``resume`` must be the run ``cfg`` asks for: same identity (records
+    written before the identity was recorded are taken as they are)."""
+    identity = record.get("identity")
+    if identity is not None and identity != cfg.identity_hash():
+        raise ConfigError("resume", f"run {record.get('run_id')} in {run_dir} finished with another configuration "
+                                    "(identity differs); resume with the original values or choose another "
+                                    "--run-id")
+
+
 def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any = None) -> RunResult:
     """Train one run as ``config`` says and return its :class:`RunResult` (see module doc).
 
@@ -310,6 +320,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     run_dir = Path(cfg.runs_dir) / run_id
     previous = read_record(run_dir)
     if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
+        _check_same_identity(previous, cfg, run_dir)
         print(f"lnl: run {run_id} already {previous['status']}; nothing to do ({run_dir / RECORD})")
         return RunResult.from_record(previous, run_dir)
     # Everything that can fail on a bad input (device, data files, palette, the pretrained start) is
@@ -318,6 +329,7 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
     with _file_lock(Path(cfg.runs_dir) / f".{run_id}.lock", wait=False, what=f"run {run_id}"):
         previous = read_record(run_dir)  # again, under the lock
         if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
+            _check_same_identity(previous, cfg, run_dir)
             return RunResult.from_record(previous, run_dir)
         checkpoint = _load_checkpoint(run_dir, cfg) if cfg.resume else None
         start = pretrained_start(cfg) if cfg.init_from and checkpoint is None else None
@@ -455,7 +467,7 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, pr
     timings = {"data_s": round(inputs["data_s"], 3), "epoch_s": [], "eval_s": [], **restored["timings"]}
     record: dict[str, Any] = {
         "schema": SCHEMA, "run_id": run_id, "status": "running", "reason": None,
-        "config": cfg.to_dict(), "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
+        "config": cfg.to_dict(), "identity": cfg.identity_hash(), "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()

@@ -34,7 +34,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from lnl.config import Config
+from lnl.config import Config, ConfigError
 from lnl.engine import StopRun, train
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
@@ -303,14 +303,17 @@ class Objective:
         self.fixed, self.space, self.overrides = fixed, space, overrides
         self.study, self.objective, self.seeds = study, objective, seeds
 
-    def config(self, trial: optuna.Trial, k: int = 0) -> Config:
-        """The config of the trial's ``k``-th seed run (seed = the configured seed + k)."""
+    def config(self, trial: optuna.Trial, k: int = 0, *, runs_of: int | None = None) -> Config:
+        """The config of the trial's ``k``-th seed run (seed = the configured seed + k). ``runs_of``: the
+        run is named after that trial and resumed (a retry continues its dead trial's runs)."""
         params = suggest(trial, self.space)
         instance = trial.study.user_attrs.get("instance")
-        run_id = f"{self.study}-{instance}-trial{trial.number:04d}" if instance else \
-            f"{self.study}-trial{trial.number:04d}"
+        number = trial.number if runs_of is None else runs_of
+        run_id = f"{self.study}-{instance}-trial{number:04d}" if instance else f"{self.study}-trial{number:04d}"
         values = {**self.fixed, **params, **self.overrides, "study": self.study, "trial": trial.number,
                   "group": self.study}
+        if runs_of is not None:
+            values["resume"] = True
         if k:
             values["seed"] = int(values.get("seed", Config().seed)) + k
             run_id += f"-seed{k}"
@@ -318,21 +321,25 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         """Train the trial's seeds one after another; the mean over them of each run's best-epoch
-        objective. The pruner sees the first seed's curve only."""
+        objective. The pruner sees the first seed's curve only (in a retry: the epochs it trains).
+
+        A retry of a trial whose worker died (heartbeat stale; the same parameters) continues that trial's
+        runs: finished seeds are not trained again, a killed one resumes from its last checkpoint. Where
+        the dead trial's runs were of another configuration (e.g. another ``--set``), the retry trains its
+        own runs from scratch."""
         frozen = trial.study.get_trials(deepcopy=False)[trial.number]  # Optuna 5 wants a FrozenTrial here
         with experimental_ok():
             retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         if retry_of is not None:
             trial.set_user_attr("retry_of", retry_of)
-        bests = [self._run_seed(trial, k) for k in range(self.seeds)]
+        bests = [self._run_seed(trial, k, retry_of) for k in range(self.seeds)]
         if self.seeds > 1:
             trial.set_user_attr("seed_values", bests)
         return sum(bests) / len(bests)
 
-    def _run_seed(self, trial: optuna.Trial, k: int) -> float:
-        cfg = self.config(trial, k)
+    def _run_seed(self, trial: optuna.Trial, k: int, retry_of: int | None = None) -> float:
+        cfg = self.config(trial, k, runs_of=retry_of)
         suffix = "" if k == 0 else f"_seed{k}"
-        trial.set_user_attr("run_id" + suffix, cfg.run_id)
         trial.set_user_attr("runs_dir", cfg.runs_dir)
 
         def report(epoch: int, metrics: dict[str, Any]) -> None:
@@ -344,7 +351,17 @@ class Objective:
                 raise StopRun("pruned", f"pruned at epoch {epoch}: {self.objective} {value:.4f}")
 
         try:
-            result = train(cfg, on_epoch=report)
+            try:
+                trial.set_user_attr("run_id" + suffix, cfg.run_id)
+                result = train(cfg, on_epoch=report)
+            except ConfigError as err:
+                if retry_of is None or err.key != "resume":
+                    raise
+                print(f"trial {trial.number}: not continuing trial {retry_of}'s run ({err}); training afresh",
+                      flush=True)
+                cfg = self.config(trial, k)
+                trial.set_user_attr("run_id" + suffix, cfg.run_id)
+                result = train(cfg, on_epoch=report)
         except Exception as err:
             trial.set_user_attr("reason", f"{type(err).__name__}: {err}"[:500])
             raise

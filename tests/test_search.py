@@ -203,3 +203,56 @@ def test_objective_over_several_seeds_is_their_mean(tiny_config):
     assert trial.intermediate_values[2] == records[0]["epochs"][1]["val_unbiased/acc"]
     with pytest.raises(ValueError, match="seeds per trial"):
         Objective(fixed, space, overrides, "s", seeds=0)
+
+
+def test_a_retried_trial_continues_its_dead_trials_runs(tiny_config):
+    """A worker died mid-trial (seed 0 finished, seed 1 killed after epoch 1 of 3): the retry (Optuna's
+    failed_trial attribute) returns seed 0's record untouched and resumes seed 1 from its checkpoint; a retry
+    under another configuration (here: another epoch budget) trains its own runs instead of refusing."""
+    from lnl.engine import train
+
+    sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
+                            "lr": {"values": [0.003]}, "seed": {"value": 4}}}
+    fixed, space = space_from_sweep(sweep)
+    base = tiny_config(epochs=3).to_dict()
+    overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "val_eval_size", "cache_dir", "runs_dir", "progress")}
+    runs = Path(overrides["runs_dir"])
+    objective = Objective(fixed, space, overrides, "retry-test", seeds=2)
+    study = optuna.create_study(direction="maximize")
+    dead = study.ask()
+    train(objective.config(dead, 0))
+
+    def kill_after_epoch_1(epoch, metrics):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(objective.config(dead, 1), on_epoch=kill_after_epoch_1)
+    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+    seed0, seed1 = (objective.config(dead, k).run_id for k in (0, 1))
+    finished_bytes = (runs / seed0 / "record.json").read_bytes()
+    killed = json.loads((runs / seed1 / "record.json").read_text())
+    assert killed["status"] == "failed" and len(killed["epochs"]) == 1
+
+    def retry(obj):
+        trial = study.ask()
+        study._storage.set_trial_system_attr(trial._trial_id, "failed_trial", dead.number)  # what Optuna's
+        value = obj(trial)                                                                # retry callback sets
+        study.tell(trial, value)
+        return study.trials[trial.number]
+
+    again = retry(objective)
+    assert again.user_attrs["retry_of"] == 0
+    assert (again.user_attrs["run_id"], again.user_attrs["run_id_seed1"]) == (seed0, seed1)
+    assert (runs / seed0 / "record.json").read_bytes() == finished_bytes  # not trained again
+    resumed = json.loads((runs / seed1 / "record.json").read_text())
+    assert resumed["status"] == "finished" and len(resumed["epochs"]) == 3
+    assert resumed["epochs"][0] == killed["epochs"][0]  # epoch 1 is the dead trial's, not retrained
+    assert resumed["config"]["trial"] == again.number
+    bests = [max(e["val_unbiased/acc"] for e in json.loads((runs / r / "record.json").read_text())["epochs"])
+             for r in (seed0, seed1)]
+    assert again.value == pytest.approx(sum(bests) / 2)
+
+    other = retry(Objective(fixed, space, {**overrides, "epochs": 2}, "retry-test", seeds=2))
+    assert other.user_attrs["run_id"] == f"retry-test-trial{other.number:04d}"  # its own runs
+    assert len(json.loads((runs / other.user_attrs["run_id"] / "record.json").read_text())["epochs"]) == 2
+    assert (runs / seed0 / "record.json").read_bytes() == finished_bytes
