@@ -10,6 +10,10 @@
 #                                                                  # lambda 0.01, mu 0.1) started from the committed
 #                                                                  # official_short 10-epoch baselines, precision auto,
 #                                                                  # sigma^2 = 0.020, seeds 0 1 2 (SEEDS to choose)
+#   bash reports/paper_reproduction/reproduce.sh --baseline100   # does the baseline's length matter? the authors'
+#                                                                  # 100-epoch baseline (bf16), then the probe's
+#                                                                  # 20 LNL epochs (lambda 0.01, mu 0.1, step at
+#                                                                  # 15) from it; SEEDS (default 0)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
 #   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
@@ -65,6 +69,13 @@ case "$MODE" in
           --color-var 0.02 --seed "$seed" --runs-dir "$OUT/$DIR/records" --resume \
           --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
+  --baseline100)
+    # Compare with lnl_search's trial 4 (the same 20 LNL epochs from the 10-epoch official_short baseline).
+    for seed in ${SEEDS:-0}; do
+      "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 20 --lr-step-epochs 15 \
+          --color-var 0.02 --seed "$seed" --runs-dir "$OUT/baseline100/records" --resume \
+          --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    done ;;
   --blind-eye)
     SEL="$OUT/blind_eye_alpha/records"
     mkdir -p "$SEL"
@@ -118,7 +129,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -139,5 +150,6 @@ page lnl_search 'lnl_official_probe-*' \
     "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15; chosen on seed 0, the best also on seeds 1 2)"
 page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
+page baseline100 'lnl-*' "LNL: 20 epochs (step at 15) from the authors' 100-epoch baseline (bf16)"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
