@@ -262,3 +262,33 @@ def test_time_to_accuracy_reads_validation_means_and_costs_the_pretraining():
                                            for s in (0, 1)])
     assert not slow.iloc[0]["reached"] and slow.iloc[0]["best_epoch"] == 2
     assert "not reached (best mean: epoch 2)" in tables.time_to_accuracy_markdown(slow)
+
+
+def test_per_class_pools_the_chosen_configurations_seeds_at_the_selected_epoch():
+    """Per-digit accuracy from the confusion matrices of the epoch each rule picks, summed over the seeds of
+    the configuration the rule chose: a digit failing on every seed shows as the weakest even when the mean
+    accuracy looks fair."""
+    def cm(correct_9):  # 10 test images per digit; all right except digit 9 (`correct_9` of 10) and 0 -> 6
+        m = np.eye(10, dtype=int) * 10
+        m[9, 9], m[9, 7] = correct_9, 10 - correct_9
+        m[0, 0], m[0, 6] = 8, 2
+        return m.tolist()
+
+    def run(run_id, seed, lam, confusions, vu):
+        epochs = [{"epoch": i + 1, "val_unbiased/acc": v, "val_biased/acc": 0.9, "test/acc": 0.5}
+                  for i, v in enumerate(vu)]
+        return {"run_id": run_id, "status": "finished", "epochs": epochs,
+                "confusion": {str(i + 1): c for i, c in enumerate(confusions)},
+                "config": {"method": "lnl", "color_var": 0.02, "seed": seed, "lambda": lam}}
+
+    chosen = [run("a0", 0, 0.1, [cm(0), cm(3)], [0.5, 0.8]), run("a1", 1, 0.1, [cm(0), cm(1)], [0.5, 0.7])]
+    other = [run("b0", 0, 0.3, [cm(10)] * 2, [0.2, 0.3]), run("b1", 1, 0.3, [cm(10)] * 2, [0.2, 0.3])]
+    records = chosen + other
+    table = tables.per_class(tables.choose_configurations(tables.selected_runs(records, "val_unbiased")))
+    row = table.iloc[0]
+    assert len(table) == 1 and row["seeds"] == 2 and row["weakest"] == 9
+    assert math.isclose(row["9"], 4 / 20) and math.isclose(row["0"], 0.8) and math.isclose(row["5"], 1.0)
+    first = tables.per_class(tables.choose_configurations(tables.selected_runs(chosen, "val_biased")))
+    assert math.isclose(first.iloc[0]["9"], 0.0)  # val_biased ties at 0.9: the earliest epoch, 0 of 10 right
+    text = tables.per_class_markdown(table)
+    assert "| lnl | 0.020 | 2 | 0.80 | 1.00 |" in text and text.rstrip().endswith("| **0.20** |")

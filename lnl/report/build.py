@@ -86,15 +86,31 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
         except Exception as err:  # noqa: BLE001 - e.g. too few trials for importances
             log(f"report: no Optuna figures for {study.study_name} ({type(err).__name__}: {err})")
 
-    calibration_md = _csv_section(tables.calibration(calibration) if calibration else None,
-                                  out / "calibration.csv", tables.calibration_markdown, written)
-    speed_md = _csv_section(tables.time_to_accuracy(records), out / "time_to_accuracy.csv",
-                            tables.time_to_accuracy_markdown, written, float_format="%.6f")
+    sections = _optional_sections(records, selected, calibration, out, written, primary)
     readme = _readme(title, records, runs, md_tables, problems, study_tab, written, out, primary, error, command,
-                     notes, calibration_md, speed_md)
+                     notes, sections)
     (out / "README.md").write_text(readme)
     written.append(out / "README.md")
     return written
+
+
+def _optional_sections(records: list[dict[str, Any]], selected: pd.DataFrame,
+                       calibration: list[dict[str, Any]] | None, out: Path, written: list[Path],
+                       primary: str) -> dict[str, tuple[str, str | None]]:
+    """The README's optional tables, heading -> (intro, Markdown or None); each also written as CSV."""
+    per_digit = _csv_section(tables.per_class(selected), out / "per_class.csv", tables.per_class_markdown, written,
+                             float_format="%.6f")
+    calibrated = _csv_section(tables.calibration(calibration) if calibration else None, out / "calibration.csv",
+                              tables.calibration_markdown, written)
+    speed = _csv_section(tables.time_to_accuracy(records), out / "time_to_accuracy.csv",
+                         tables.time_to_accuracy_markdown, written, float_format="%.6f")
+    return {
+        "Per-digit accuracy": (f"Unbiased test accuracy per digit (selection `{primary}`, seeds pooled, the weakest "
+                               "digit in bold): the confusion grid's diagonal, as numbers.", per_digit),
+        "Calibration: which reading of σ² matches the paper": (
+            "Decided on the Baseline and Gray rows only (never on LNL's); see `sweeps/calibration.yaml`.", calibrated),
+        "Time to accuracy": ("", speed),
+    }
 
 
 def _csv_section(table: pd.DataFrame | None, path: Path, render: Any, written: list[Path],
@@ -109,8 +125,8 @@ def _csv_section(table: pd.DataFrame | None, path: Path, render: Any, written: l
 
 def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_tables: dict[str, str],
             problems: pd.DataFrame, study_tab: pd.DataFrame, written: list[Path], out: Path, primary: str,
-            error: str, command: str | None, notes: str | None = None, calibration_md: str | None = None,
-            speed_md: str | None = None) -> str:
+            error: str, command: str | None, notes: str | None = None,
+            sections: dict[str, tuple[str, str | None]] | None = None) -> str:
     counts = runs["status"].value_counts().to_dict()
     status_text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     epochs = sorted({r["config"].get("epochs") for r in records if r["config"].get("epochs")})
@@ -128,12 +144,9 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
     for rule in order:
         lines += [md_tables[rule], f"Also as [LaTeX](table_{rule}.tex); all rules in [results.csv](results.csv).",
                   ""]
-    if calibration_md:
-        lines += ["## Calibration: which reading of σ² matches the paper", "",
-                  "Decided on the Baseline and Gray rows only (never on LNL's); see `sweeps/calibration.yaml`.", "",
-                  calibration_md]
-    if speed_md:
-        lines += ["## Time to accuracy", "", speed_md]
+    for heading, (intro, markdown) in (sections or {}).items():
+        if markdown:
+            lines += [f"## {heading}", ""] + ([intro, ""] if intro else []) + [markdown]
     lines += ["## Runs that did not finish", ""]
     if problems.empty:
         lines += ["All runs finished.", ""]

@@ -271,6 +271,31 @@ def time_to_accuracy_markdown(table: pd.DataFrame, metric: str = "val_unbiased/a
     return "\n".join(lines) + "\n"
 
 
+def per_class(selected: pd.DataFrame) -> pd.DataFrame:
+    """Each digit's unbiased test accuracy per (method, color_var), from the selected epochs' confusion
+    matrices of the chosen configuration (``choose_configurations``) summed over its seeds: the diagonal of
+    the confusion grid, as numbers. A method can reach a fair mean while one digit fails: e.g. a digit
+    whose training color is dark is learned as "dim", and is missed when the test set shows it bright."""
+    cols = ["method", "color_var", "seeds"] + [str(d) for d in range(10)] + ["weakest"]
+    cells = selected.dropna(subset=["confusion"]) if not selected.empty else selected
+    rows = []
+    for (method, cv), group in cells.groupby(["method", "color_var"], sort=True):
+        cm = np.sum([np.asarray(c, dtype=float) for c in group["confusion"]], axis=0)
+        acc = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+        rows.append({"method": method, "color_var": cv, "seeds": len(group),
+                     **{str(d): float(a) for d, a in enumerate(acc)}, "weakest": int(np.argmin(acc))})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def per_class_markdown(table: pd.DataFrame) -> str:
+    lines = ["| method | σ² | seeds | " + " | ".join(f"digit {d}" for d in range(10)) + " |",
+             "|---|---:|---:|" + "---:|" * 10]
+    for row in table.to_dict("records"):
+        cells = [f"**{row[str(d)]:.2f}**" if d == row["weakest"] else f"{row[str(d)]:.2f}" for d in range(10)]
+        lines.append(f"| {row['method']} | {row['color_var']:.3f} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def calibration(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Which reading of sigma^2 (``color_noise``) matches the paper, judged on the Baseline and Gray rows.
 
