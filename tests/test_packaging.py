@@ -98,3 +98,16 @@ def test_every_command_has_an_entry_point_a_module_and_a_thin_script():
     for path in [*(REPO / "lnl" / "commands").glob("*.py"), *(REPO / "scripts").glob("*.py")]:
         assert "sys.path.insert" not in path.read_text(), path
         assert len(path.read_text().splitlines()) <= 130, f"{path} is no longer a thin command"
+
+
+def test_demo_trains_on_fewer_images_where_the_cpu_trains_in_fp32(monkeypatch):
+    """make demo must stay under 20 minutes on a 2-core AVX2-only CPU (fp32): there it trains on 30,000
+    images; where bf16 is fast (AMX, AVX512-BF16) on all of them, the same run ids as before."""
+    import lnl.engine
+    from lnl.commands import demo
+
+    monkeypatch.setattr(lnl.engine.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(lnl.engine, "cpu_has_fast_bf16", lambda: False)
+    assert demo.train_size() == 30_000
+    monkeypatch.setattr(lnl.engine, "cpu_has_fast_bf16", lambda: True)
+    assert demo.train_size() is None

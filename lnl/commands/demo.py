@@ -4,6 +4,11 @@ Trains both methods with the reproduction recipe (lnl/resources/recipes/reproduc
 6 epochs, SGD, cosine learning rate; LNL with lambda 0.1, mu 1) into runs/demo/,
 prints their unbiased test accuracies, and writes reports/demo/README.md.
 Paths are relative to the working directory. Re-running it skips finished runs (delete runs/demo/ to train again).
+
+On a CPU without fast bf16 (no AMX or AVX512-BF16: fp32) both runs train on the first 30,000 of the 55,000
+training images, so that the demo stays well under 20 minutes on 2 cores: 6 fp32 epochs over all 55,000
+take about 38 s (baseline) and 125 s (LNL) each on a 2-core AVX2 CPU, 16 minutes of training alone. With
+30,000, measured here in fp32: baseline 0.331, LNL 0.699 (all 55,000 in bf16: 0.390 and 0.737).
 """
 from __future__ import annotations
 
@@ -12,13 +17,20 @@ from pathlib import Path
 
 from lnl.config import Config
 from lnl.data.dataset import load_generated
-from lnl.engine import train
+from lnl.engine import resolve_device, resolve_precision, train
 from lnl.report.build import build_report
 from lnl.report.load import from_folders
 
 COLOR_VAR = 0.02
 # Relative to the working directory: ``make demo`` runs from the repository root.
 DATA, RUNS, REPORT = Path("data"), Path("runs/demo"), Path("reports/demo")
+FP32_CPU_TRAIN_SIZE = 30_000  # see the module doc
+
+
+def train_size() -> int | None:
+    """The demo's training-set size on this machine: all images, or fewer on a CPU that trains in fp32."""
+    device = resolve_device("auto")
+    return FP32_CPU_TRAIN_SIZE if device.type == "cpu" and resolve_precision("auto", device) == "fp32" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     load_generated(COLOR_VAR, cache_dir=DATA)
     print(f"demo: Colored MNIST sigma^2={COLOR_VAR:.3f} ready ({time.perf_counter() - t:.1f}s)")
     results = {}
+    size = train_size()
+    if size:
+        print(f"demo: this CPU has no fast bf16 (fp32): training on the first {size:,} training images")
     for method in ("baseline", "lnl"):
         cfg = Config.from_dict({"recipe": "reproduction", "method": method, "color_var": COLOR_VAR,
                                 "runs_dir": str(RUNS), "cache_dir": str(DATA), "resume": True,
-                                "tags": ["demo"]})
+                                "tags": ["demo"], "train_size": size})
         print(f"\ndemo: training {method} ({cfg.epochs} epochs)", flush=True)
         results[method] = train(cfg)
     epochs = results["lnl"].epochs[-1]["epoch"] if results["lnl"].epochs else 0
