@@ -467,7 +467,8 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, pr
     timings = {"data_s": round(inputs["data_s"], 3), "epoch_s": [], "eval_s": [], **restored["timings"]}
     record: dict[str, Any] = {
         "schema": SCHEMA, "run_id": run_id, "status": "running", "reason": None,
-        "config": cfg.to_dict(), "identity": cfg.identity_hash(), "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
+        "config": cfg.to_dict(), "identity": cfg.identity_hash(),  # what a resume must match
+        "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
                 "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
