@@ -214,7 +214,7 @@ def test_a_retried_trial_continues_its_dead_trials_runs(tiny_config):
     sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
                             "lr": {"values": [0.003]}, "seed": {"value": 4}}}
     fixed, space = space_from_sweep(sweep)
-    base = tiny_config(epochs=3).to_dict()
+    base = tiny_config(epochs=3, train_size=500, test_size=200, val_eval_size=200).to_dict()
     overrides = {k: base[k] for k in ("epochs", "train_size", "test_size", "val_eval_size", "cache_dir", "runs_dir", "progress")}
     runs = Path(overrides["runs_dir"])
     objective = Objective(fixed, space, overrides, "retry-test", seeds=2)
