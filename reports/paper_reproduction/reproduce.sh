@@ -14,6 +14,9 @@
 #                                                                  # 100-epoch baseline (bf16), then the probe's
 #                                                                  # 20 LNL epochs (lambda 0.01, mu 0.1, step at
 #                                                                  # 15) from it; SEEDS (default 0)
+#   bash reports/paper_reproduction/reproduce.sh --official-bf16  # the authors' whole protocol (100-epoch
+#                                                                  # baseline, 100 LNL epochs from it) in bf16,
+#                                                                  # into baseline100/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
 #   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
@@ -69,10 +72,12 @@ case "$MODE" in
           --color-var 0.02 --seed "$seed" --runs-dir "$OUT/$DIR/records" --resume \
           --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
-  --baseline100)
-    # Compare with lnl_search's trial 4 (the same 20 LNL epochs from the 10-epoch official_short baseline).
-    for seed in ${SEEDS:-0}; do
-      "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 20 --lr-step-epochs 15 \
+  --baseline100 | --official-bf16)
+    # --baseline100: compare with lnl_search's trial 4 (the same 20 LNL epochs from the 10-epoch
+    # official_short baseline). Both modes share each seed's 100-epoch baseline (trained on first use).
+    if [ "$MODE" = --baseline100 ]; then LEN=(--epochs 20 --lr-step-epochs 15); DEF=0; else LEN=(); DEF="0 1 2"; fi
+    for seed in ${SEEDS:-$DEF}; do
+      "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto "${LEN[@]}" \
           --color-var 0.02 --seed "$seed" --runs-dir "$OUT/baseline100/records" --resume \
           --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
     done ;;
@@ -129,7 +134,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -150,6 +155,6 @@ page lnl_search 'lnl_official_probe-*' \
     "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15; chosen on seed 0, the best also on seeds 1 2)"
 page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
-page baseline100 'lnl-*' "LNL: 20 epochs (step at 15) from the authors' 100-epoch baseline (bf16)"
+page baseline100 'lnl-*' "LNL from the authors' 100-epoch baseline (bf16): 20 epochs (step at 15), and the whole official phase"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
