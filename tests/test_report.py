@@ -292,3 +292,25 @@ def test_per_class_pools_the_chosen_configurations_seeds_at_the_selected_epoch()
     assert math.isclose(first.iloc[0]["9"], 0.0)  # val_biased ties at 0.9: the earliest epoch, 0 of 10 right
     text = tables.per_class_markdown(table)
     assert "| lnl | 0.020 | 2 | 0.80 | 1.00 |" in text and text.rstrip().endswith("| **0.20** |")
+
+
+def test_studies_table_counts_a_multi_seed_trial_once_with_its_mean():
+    """--seeds-per-trial 2: trial 0's two runs are one trial whose value is their mean best-epoch
+    val_unbiased (what Optuna maximized), not the better seed; trial 1 lost a seed run, so it is not
+    finished and has no value; a single-seed study still reads as before."""
+    def run(run_id, trial, lam, vu, status="finished", study="s3"):
+        return {"run_id": run_id, "status": status, "epochs": [{"epoch": i + 1, "val_unbiased/acc": v}
+                                                               for i, v in enumerate(vu)],
+                "config": {"method": "lnl", "color_var": 0.02, "seed": 0, "study": study, "trial": trial,
+                           "lambda": lam}}
+
+    records = [run("s3-trial0000", 0, 0.3, [0.70, 0.78]), run("s3-trial0000-seed1", 0, 0.3, [0.76, 0.74]),
+               run("s3-trial0001", 1, 0.1, [0.90, 0.95]), run("s3-trial0001-seed1", 2, 0.1, [0.5], "running"),
+               run("one-trial0000", 0, 0.3, [0.6], study="one"), run("one-trial0001", 1, 0.1, [0.7], study="one")]
+    table = tables.studies_table(records).set_index("study")
+    s3 = table.loc["s3"]
+    assert (s3["trials"], s3["seeds"], s3["finished"], s3["failed"]) == (2, 2, 1, 1)
+    assert s3["best_trial"] == 0 and math.isclose(s3["best val_unbiased/acc"], 0.77)  # mean(0.78, 0.76)
+    assert s3["best_params"] == "lambda=0.3"
+    one = table.loc["one"]
+    assert (one["trials"], one["seeds"], one["best_trial"], one["best_params"]) == (2, 1, 1, "lambda=0.1")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -415,23 +416,34 @@ def to_latex(table: pd.DataFrame) -> str:
 
 
 def studies_table(records: list[dict[str, Any]], objective: str = "val_unbiased/acc") -> pd.DataFrame:
-    """Per Optuna study: trials by status, and the best trial's searched parameters."""
-    rows = []
-    by_study: dict[str, list[dict[str, Any]]] = {}
+    """Per Optuna study: trials by status, and the best trial's value and searched parameters.
+
+    A trial trained with several seeds (``--seeds-per-trial``) has one run per seed (``<trial run id>-seed<k>``):
+    it counts once, finished only when all its runs are, and its value is what the study maximized, the mean
+    over its runs of each run's best-epoch ``objective``. Runs are grouped by run id, not by the recorded trial
+    number: a retried trial continues its dead trial's runs, whose records may carry either number."""
+    by_study: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in records:
         study = r["config"].get("study")
         if study and r["config"].get("trial") is not None:
-            by_study.setdefault(study, []).append(r)
-    for study, runs in sorted(by_study.items()):
-        statuses = pd.Series([r.get("status") for r in runs]).value_counts().to_dict()
-        keys = [k for k in runs[0]["config"] if k not in _NOT_CONFIGURATION
-                and len({json.dumps(r["config"].get(k), default=str) for r in runs}) > 1]
-        scored = [(max((e.get(objective) or 0.0) for e in r["epochs"]), r) for r in runs
-                  if r.get("status") == "finished" and r.get("epochs")]
-        row = {"study": study, "method": runs[0]["config"]["method"],
-               "color_var": round(float(runs[0]["config"]["color_var"]), 3), "trials": len(runs),
-               "finished": statuses.get("finished", 0), "pruned": statuses.get("pruned", 0) + statuses.get(
-                   "diverged", 0), "failed": statuses.get("failed", 0) + statuses.get("running", 0)}
+            trial_id = re.sub(r"-seed\d+$", "", r["run_id"])
+            by_study.setdefault(study, {}).setdefault(trial_id, []).append(r)
+    rows = []
+    for study, trials in sorted(by_study.items()):
+        firsts = [min(runs, key=lambda r: len(r["run_id"])) for runs in trials.values()]  # each trial's seed-0 run
+        statuses = [next((r.get("status") for r in runs if r.get("status") != "finished"), "finished")
+                    for runs in trials.values()]
+        counts = pd.Series(statuses).value_counts().to_dict()
+        keys = [k for k in firsts[0]["config"] if k not in _NOT_CONFIGURATION
+                and len({json.dumps(r["config"].get(k), default=str) for r in firsts}) > 1]
+        scored = [(float(np.mean([max((e.get(objective) or 0.0) for e in r["epochs"]) for r in runs])), first)
+                  for runs, first, status in zip(trials.values(), firsts, statuses)
+                  if status == "finished" and all(r.get("epochs") for r in runs)]
+        row = {"study": study, "method": firsts[0]["config"]["method"],
+               "color_var": round(float(firsts[0]["config"]["color_var"]), 3), "trials": len(trials),
+               "seeds": max(len(runs) for runs in trials.values()), "finished": counts.get("finished", 0),
+               "pruned": counts.get("pruned", 0) + counts.get("diverged", 0),
+               "failed": counts.get("failed", 0) + counts.get("running", 0)}
         if scored:
             value, best = max(scored, key=lambda t: t[0])
             row.update({"best_trial": best["config"]["trial"], f"best {objective}": round(value, 4),
