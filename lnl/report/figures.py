@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from .tables import pooled_confusion  # noqa: E402
+
 METHOD_COLORS = {"baseline": "#d62728", "gray": "#7f7f7f", "lnl": "#1f77b4", "blind_eye": "#9467bd"}
 
 
@@ -57,7 +59,7 @@ def confusion_grid(selected: pd.DataFrame, rule: str, out: Path, stem: str = "co
                 ax.axis("off")
                 ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
                 continue
-            cm = np.sum([np.asarray(c, dtype=float) for c in group["confusion"]], axis=0)
+            cm = pooled_confusion(group)
             norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
             annot = np.where(norm >= 0.1, np.char.mod("%d", np.rint(norm * 100).astype(int)), "")
             sns.heatmap(norm, ax=ax, vmin=0, vmax=1, cmap=cmap, cbar=False, square=True, annot=annot, fmt="",

@@ -272,16 +272,21 @@ def time_to_accuracy_markdown(table: pd.DataFrame, metric: str = "val_unbiased/a
     return "\n".join(lines) + "\n"
 
 
+def pooled_confusion(group: pd.DataFrame) -> np.ndarray:
+    """The sum of the rows' confusion matrices (true digit x predicted), as floats: the selected epochs of
+    one (method, color_var) cell pooled over its seeds, so each digit counts every test image once per seed."""
+    return np.sum([np.asarray(c, dtype=float) for c in group["confusion"]], axis=0)
+
+
 def per_class(selected: pd.DataFrame) -> pd.DataFrame:
     """Each digit's unbiased test accuracy per (method, color_var), from the selected epochs' confusion
     matrices of the chosen configuration (``choose_configurations``) summed over its seeds: the diagonal of
     the confusion grid, as numbers. A method can reach a fair mean while one digit fails: e.g. a digit
     whose training color is dark is learned as "dim", and is missed when the test set shows it bright."""
     cols = ["method", "color_var", "seeds"] + [str(d) for d in range(10)] + ["weakest"]
-    cells = selected.dropna(subset=["confusion"]) if not selected.empty else selected
     rows = []
-    for (method, cv), group in cells.groupby(["method", "color_var"], sort=True):
-        cm = np.sum([np.asarray(c, dtype=float) for c in group["confusion"]], axis=0)
+    for (method, cv), group in selected.dropna(subset=["confusion"]).groupby(["method", "color_var"], sort=True):
+        cm = pooled_confusion(group)
         acc = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
         rows.append({"method": method, "color_var": cv, "seeds": len(group),
                      **{str(d): float(a) for d, a in enumerate(acc)}, "weakest": int(np.argmin(acc))})
