@@ -3,6 +3,11 @@
 #
 #   bash reports/paper_reproduction/reproduce.sh --report        # only rebuild the report from the committed records
 #   bash reports/paper_reproduction/reproduce.sh --calibration   # the sigma^2 calibration grid (baseline, gray)
+#   bash reports/paper_reproduction/reproduce.sh --calibration-official  # a probe: the first 10 epochs of the
+#                                                                  # authors' 100-epoch baseline schedule (lr 0.01,
+#                                                                  # no decay yet), sigma^2 = 0.020, seed 0, under
+#                                                                  # the readings NOISES (default total_var; the
+#                                                                  # per_channel_var one is baseline100's epoch 10)
 #   bash reports/paper_reproduction/reproduce.sh --short         # official_short (10 + 10 epochs) at sigma^2 = 0.020, 3 seeds
 #   bash reports/paper_reproduction/reproduce.sh --official [LEVELS]  # the authors' 100 + 100-epoch protocol,
 #                                                                  # 3 seeds per level (default: 0.02 only)
@@ -50,6 +55,12 @@ SET=(wandb_mode=${WANDB_MODE_GRID:-disabled} ${THREADS:+threads=$THREADS})
 case "$MODE" in
   --calibration)
     "$PY" -m lnl.commands.run_sweep sweeps/calibration.yaml --runs-dir "$OUT/calibration/records" --set "${SET[@]}" ;;
+  --calibration-official)
+    for noise in ${NOISES:-total_var}; do
+      "$PY" -m lnl.commands.train --method baseline --recipe official --precision auto --epochs 10 \
+          --color-noise "$noise" --color-var 0.02 --seed 0 --runs-dir "$OUT/calibration_official/records" --resume \
+          --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    done ;;
   --short)
     "$PY" -m lnl.commands.run_sweep sweeps/paper_table.yaml --runs-dir "$OUT/official_short/records" \
         --set recipe=official_short "${SET[@]}" --filter color_var=0.02 ;;
@@ -137,7 +148,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
