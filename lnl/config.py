@@ -93,6 +93,11 @@ class Config:
                                              "sigma^2/3 per channel; 'std' sigma^2 as the per-channel "
                                              "standard deviation (calibrated on the Baseline and Gray rows)",
                           choices=("per_channel_var", "total_var", "std"))
+    unbiased_colors: str = _f("palette", "how the unbiased splits (val_unbiased, test) draw each image's color: "
+                                         "'palette' a uniformly chosen palette mean (the label's own included) plus "
+                                         "the jitter; 'other_palette' another digit's mean plus the jitter; "
+                                         "'uniform_rgb' uniform random RGB (generated data only)",
+                              choices=("palette", "other_palette", "uniform_rgb"))
     data_seed: int = _f(0, "seed of the dataset's color draws and validation split (separate from --seed)")
     val_size: int = _f(5000, "MNIST training images held out as val_biased / val_unbiased")
     train_size: Optional[int] = _f(None, "use only the first N training images (quick runs, tests)")
@@ -217,6 +222,9 @@ class Config:
         if self.data_source == "official" and not self.data_path:
             raise ConfigError("data_path", "is required with --data-source official "
                                            "(a mnist_10color_jitter_var_<var>.npy file)")
+        if self.data_source == "official" and self.unbiased_colors != "palette":
+            raise ConfigError("unbiased_colors", "applies to generated data only (the authors' file has its own "
+                                                 "test colors); leave it at 'palette' with --data-source official")
         if not (self.device in ("auto", "cpu", "cuda") or
                 (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")

@@ -65,6 +65,9 @@ BAD_INPUTS = [
     (["--warmup-epochs", "20", "--epochs", "10"], "warmup_epochs"),
     (["--device", "tpu"], "device"),
     (["--data-source", "official"], "data_path"),
+    (["--unbiased-colors", "random"], "unbiased_colors"),
+    (["--data-source", "official", "--data-path", "x.npy", "--unbiased-colors", "other_palette"],
+     "unbiased_colors"),
     (["--seed", "None"], "seed"),
     (["--colour-var", "0.02"], "colour-var"),
     (["--wandb-mode", "sometimes"], "wandb_mode"),
@@ -114,6 +117,9 @@ def test_run_identity_ignores_paths_and_logging():
     assert a.default_run_id() == b.default_run_id()
     assert Config(lr=0.02).default_run_id() != b.default_run_id()
     assert Config(seed=3).default_run_id().startswith("lnl-cv0.020-s3-")
+    # a data field added later keeps existing run ids at its default and changes them otherwise
+    assert Config(unbiased_colors="palette").default_run_id() == b.default_run_id()
+    assert Config(unbiased_colors="other_palette").default_run_id() != b.default_run_id()
 
 
 def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):

@@ -318,8 +318,13 @@ def test_cache_is_keyed_on_the_exact_request(tmp_path):
               cache_params(0.02, pal, 0, 5000, "graded", "per_channel_var"),
               cache_params(0.02, pal, 0, 5000, "binary", "total_var"),
               cache_params(0.02, colored.load_palette("v1"), 0, 5000, "binary", "per_channel_var")]
+    others += [cache_params(0.02, pal, 0, 5000, "binary", "per_channel_var", u)
+               for u in ("other_palette", "uniform_rgb")]
     keys = {cache_key(p) for p in [base] + others}
-    assert len(keys) == 5
+    assert len(keys) == 7
+    # the default draw names no key, so caches made before the field existed keep their folder names
+    assert "unbiased_colors" not in base and base == cache_params(0.02, pal, 0, 5000, "binary",
+                                                                  "per_channel_var", "palette")
     # a folder whose manifest was made for another request is rebuilt, not used
     folder = tmp_path / "c"
     cache.load_or_create(folder, lambda: ({"x": np.zeros(3)}, {"color_var": "0.02004"}))
@@ -358,3 +363,25 @@ def test_size_limits_take_the_first_images_of_their_splits(cmnist):
     for split in ("val_biased", "val_unbiased"):
         assert torch.equal(data[split].y, torch.from_numpy(cmnist.y(split)[:120].astype(np.int64)))
         assert torch.equal(data[split].bias, torch.from_numpy(colored.bias_labels(cmnist.x(split)[:120])))
+
+
+def test_unbiased_color_draws(mnist):
+    """'other_palette' never paints a digit in its own class's color and takes the same jitter as
+    'palette'; 'uniform_rgb' has no palette mean (id -1) and fills the RGB cube."""
+    palette = colored.load_palette("default")
+    gray, labels = mnist.test_x[:5000], mnist.test_y[:5000]
+    draw = {u: colored.colorize(gray, labels, palette, 0.02, np.random.default_rng(3), biased=False, unbiased=u)
+            for u in colored.UNBIASED_COLORS}
+    any_ids, other_ids = draw["palette"][1], draw["other_palette"][1]
+    assert 0.07 < (any_ids == labels).mean() < 0.13          # 1 in 10 carries its own color
+    assert (other_ids != labels).all()                        # never its own
+    assert np.bincount(other_ids, minlength=10).min() > 350   # every other color is used (~500 each)
+    # same jitter stream: where the two draws chose the same mean, the image is the same
+    same = any_ids == other_ids
+    assert same.sum() > 200 and (draw["palette"][0][same] == draw["other_palette"][0][same]).all()
+    images, ids = draw["uniform_rgb"]
+    assert (ids == -1).all()
+    flat = images.reshape(len(images), -1, 3).max(axis=1) / 255.0  # the one flat color of each image
+    assert flat.mean(axis=0) == pytest.approx([0.5] * 3, abs=0.03) and flat.std(axis=0).min() > 0.25
+    with pytest.raises(ValueError, match="unbiased"):
+        colored.colorize(gray, labels, palette, 0.02, np.random.default_rng(3), biased=False, unbiased="random")

@@ -11,9 +11,12 @@ to [0, 1]. How the color is painted (``strokes``):
 * ``graded``: ``gray x color`` (this package's first reading of the paper).
 
 * biased split (training, ``val_biased``): the mean color is the label's own;
-* unbiased split (test, ``val_unbiased``): the mean color is a uniformly chosen
-  palette color, independent of the label, with the same jitter (the decoded
-  test samples lean toward this over uniform random RGB; weak evidence).
+* unbiased split (test, ``val_unbiased``), by ``UNBIASED_COLORS`` (``Config.unbiased_colors``):
+  ``palette`` (default) a uniformly chosen palette color, independent of the label, with the
+  same jitter (the decoded test samples lean toward this over uniform random RGB; weak
+  evidence); ``other_palette`` the same but never the label's own color (none of the ten
+  decoded test samples carries its own digit's color: weaker evidence still, 0.9^10 = 0.35
+  under ``palette``); ``uniform_rgb`` a uniformly random RGB color, no palette, no jitter.
 
 Everything is whole-array NumPy: no Python loop per image.
 """
@@ -28,6 +31,7 @@ PALETTES = Path(__file__).resolve().parent.parent / "resources" / "palettes"
 IGNORE_INDEX = 255  # bias label of background pixels (official code: ignore_index=255)
 STROKE_THRESHOLD = 128  # binary strokes: MNIST gray > 128 is foreground (a pixel of 128 is background)
 STROKES = ("binary", "graded")
+UNBIASED_COLORS = ("palette", "other_palette", "uniform_rgb")
 # How sigma^2 (Config.color_var) maps onto the per-channel color noise on [0, 1]. The authors never
 # published their generator; which reading matches the paper is decided on the Baseline and Gray rows
 # (reports/paper_reproduction, "Calibration"), never on LNL's.
@@ -96,10 +100,20 @@ def paint(gray: np.ndarray, colors: np.ndarray, strokes: str = "binary", chunk: 
 
 def colorize(gray: np.ndarray, labels: np.ndarray, palette: np.ndarray, color_var: float,
              rng: np.random.Generator, *, biased: bool, strokes: str = "binary",
-             noise: str = "per_channel_var") -> tuple[np.ndarray, np.ndarray]:
-    """Color a split. Returns ``(images (N,28,28,3) uint8, mean color ids (N,))``."""
+             noise: str = "per_channel_var", unbiased: str = "palette") -> tuple[np.ndarray, np.ndarray]:
+    """Color a split. Returns ``(images (N,28,28,3) uint8, mean color ids (N,); -1 where there is no
+    palette mean)``. ``unbiased`` (one of :data:`UNBIASED_COLORS`) is how an unbiased split draws."""
+    if unbiased not in UNBIASED_COLORS:
+        raise ValueError(f"unbiased must be one of {', '.join(UNBIASED_COLORS)}; got {unbiased!r}")
     if biased:
         mean_ids = labels.astype(np.int64)
+    elif unbiased == "uniform_rgb":
+        colors = rng.uniform(0.0, 1.0, size=(len(labels), 3))
+        return paint(gray, colors, strokes), np.full(len(labels), -1, dtype=np.int8)
+    elif unbiased == "other_palette":
+        # one of the other len(palette) - 1 means, uniformly; as many draws as 'palette' takes, so the
+        # jitter that follows is the same stream
+        mean_ids = (labels.astype(np.int64) + rng.integers(1, len(palette), size=len(labels))) % len(palette)
     else:
         mean_ids = rng.integers(0, len(palette), size=len(labels))
     colors = draw_colors(mean_ids, palette, color_var, rng, noise)

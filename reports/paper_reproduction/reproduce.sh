@@ -18,8 +18,11 @@
 #   bash reports/paper_reproduction/reproduce.sh --baseline100   # does the baseline's length matter? the authors'
 #                                                                  # 100-epoch baseline (bf16), then the probe's
 #                                                                  # 20 LNL epochs (lambda 0.01, mu 0.1, step at
-#                                                                  # 15) from it; SEEDS (default 0);
-#                                                                  # METHOD=blind_eye (ALPHA 0.1) for BlindEye
+#                                                                  # 15) from it; SEEDS (default 0), LEVELS
+#                                                                  # (default 0.02); METHOD=blind_eye (ALPHA
+#                                                                  # 0.1) for BlindEye; EPOCHS=40 STEP=30
+#                                                                  # DIR=lnl40 for the longer LNL phase (its
+#                                                                  # own folder, the baselines copied in)
 #   bash reports/paper_reproduction/reproduce.sh --official-bf16  # the authors' whole protocol (100-epoch
 #                                                                  # baseline, 100 LNL epochs from it) in bf16,
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
@@ -88,12 +91,19 @@ case "$MODE" in
     # --baseline100: compare with lnl_search's trial 4 (the same 20 LNL epochs from the 10-epoch
     # official_short baseline). Both modes share each seed's 100-epoch baseline (trained on first use).
     # METHOD=blind_eye (ALPHA, default 0.1) runs BlindEye instead of LNL from the same baselines.
-    if [ "$MODE" = --baseline100 ]; then LEN=(--epochs 20 --lr-step-epochs 15); DEF=0; else LEN=(); DEF="0 1 2"; fi
+    if [ "$MODE" = --baseline100 ]; then LEN=(--epochs "${EPOCHS:-20}" --lr-step-epochs "${STEP:-15}"); DEF=0
+    else LEN=(); DEF="0 1 2"; fi
     if [ "${METHOD:-lnl}" = blind_eye ]; then M=(--method blind_eye --alpha "${ALPHA:-0.1}"); else M=(--method lnl); fi
-    for seed in ${SEEDS:-$DEF}; do
-      "$PY" -m lnl.commands.train "${M[@]}" --recipe official --precision auto "${LEN[@]}" \
-          --color-var 0.02 --seed "$seed" --runs-dir "$OUT/baseline100/records" --resume \
-          --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    D="$OUT/${DIR:-baseline100}/records"
+    mkdir -p "$D"
+    # another DIR shares the committed 100-epoch baselines (copied, never moved or overwritten)
+    [ "$D" = "$OUT/baseline100/records" ] || for b in "$OUT"/baseline100/records/baseline-*; do cp -rn "$b" "$D/"; done
+    for cv in ${LEVELS:-0.02}; do
+      for seed in ${SEEDS:-$DEF}; do
+        "$PY" -m lnl.commands.train "${M[@]}" --recipe official --precision auto "${LEN[@]}" \
+            --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
     done ;;
   --blind-eye)
     SEL="$OUT/blind_eye_alpha/records"
@@ -171,5 +181,6 @@ page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
 page baseline100 'lnl-*' \
     "LNL (and BlindEye) from the authors' 100-epoch baseline (bf16): 20 epochs (step at 15), and the whole official phase"
+page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), sigma^2 = 0.020"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"

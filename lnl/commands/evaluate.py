@@ -1,0 +1,120 @@
+"""``lnl-evaluate``: evaluate finished runs' final checkpoints on differently drawn data.
+
+    lnl-evaluate runs/paper_table/*-cv0.020-* --set unbiased_colors=other_palette --out other.csv
+    lnl-evaluate reports/paper_reproduction/baseline100/records/* --set unbiased_colors=uniform_rgb
+
+Each run's network is rebuilt from its record's configuration, loaded from its ``final.pt`` and
+evaluated (no training) on the data its configuration names after the ``--set`` overrides, which
+may change the data only (``DATA_KEYS``: e.g. how the unbiased splits draw their colors, the bias
+level, the data seed). One line per run is printed (accuracy on each split, and the test accuracy
+its record holds); ``--out`` also writes them as CSV. Records and checkpoints are only read.
+Exit 2 on a bad flag or override, 1 if a run has no final checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from lnl.config import Config, ConfigError, parse_pairs
+from lnl.records import FINAL_CHECKPOINT, read_record, write_text_atomic
+
+# The fields an override may change: what the data is and where it runs, never what was trained.
+DATA_KEYS = ("color_var", "palette", "strokes", "color_noise", "unbiased_colors", "data_seed", "val_size",
+             "test_size", "val_eval_size", "cache_dir", "data_dir")
+EXECUTION_KEYS = ("device", "threads")
+SPLITS = ("val_biased", "val_unbiased", "test")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders (each with record.json and final.pt)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help=f"overrides, keys among: {', '.join(DATA_KEYS + EXECUTION_KEYS)}")
+    p.add_argument("--splits", nargs="+", default=["val_unbiased", "test"], choices=SPLITS)
+    p.add_argument("--out", default=None, help="CSV file for the results (written atomically)")
+    return p.parse_args(argv)
+
+
+def overridden_config(record: dict[str, Any], overrides: dict[str, str]) -> Config:
+    """The run's configuration with the data ``overrides`` applied; a ConfigError for any other key.
+    The fused CPU kernels are left off: evaluation needs no gradients, and the values are the same."""
+    allowed = DATA_KEYS + EXECUTION_KEYS
+    bad = sorted(set(overrides) - set(allowed))
+    if bad:
+        raise ConfigError(bad[0], f"is not a data key; --set may change only {', '.join(allowed)}")
+    base = Config.from_dict({**record["config"], "cpu_kernels": False})
+    return Config.from_dict(overrides, base=base).validate()
+
+
+def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: list[str],
+                 data_cache: dict[str, Any]) -> dict[str, float]:
+    """Accuracy on each of ``splits`` of the run's final network on ``cfg``'s data (loaded once per
+    distinct data configuration and input kind, through ``data_cache``)."""
+    import torch
+
+    from lnl.data.tensors import DeviceData
+    from lnl.engine import autocast_factory, evaluate, load_data, prepare_model, resolve_device
+    from lnl.methods import METHODS
+    from lnl.workers import apply_share
+
+    apply_share(cfg.threads)
+    device = resolve_device(cfg.device)
+    gray = METHODS.get(cfg.method).input_kind == "gray"
+    key = json.dumps([{k: getattr(cfg, k) for k in DATA_KEYS}, gray], sort_keys=True, default=str)
+    if key not in data_cache:
+        data_cache[key] = DeviceData(load_data(cfg), device, gray=gray, test_size=cfg.test_size,
+                                     val_eval_size=cfg.val_eval_size)
+    data = data_cache[key]
+    model = prepare_model(cfg, device)
+    state = torch.load(run_dir / FINAL_CHECKPOINT, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    # the precision the run trained in (its record), so a bf16 run is scored as it scored itself
+    autocast = autocast_factory(device, (record.get("env") or {}).get("precision", "fp32"))
+    return {s: evaluate(model, data, s, autocast, bias_head=False)["acc"] for s in splits}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        overrides = parse_pairs(args.set, "--set")
+        jobs = []
+        for folder in map(Path, args.runs):
+            record = read_record(folder)
+            if record is None or record.get("status") != "finished" or not (folder / FINAL_CHECKPOINT).is_file():
+                print(f"error: {folder}: not a finished run with {FINAL_CHECKPOINT}", file=sys.stderr)
+                return 1
+            jobs.append((folder, record, overridden_config(record, overrides)))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from lnl.workers import WorkerEnvError
+
+    rows, data_cache = [], {}
+    for folder, record, cfg in jobs:
+        try:
+            acc = evaluate_run(folder, cfg, record, args.splits, data_cache)
+        except WorkerEnvError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        row = {"run_id": record["run_id"], "method": cfg.method, "trained_color_var": record["config"]["color_var"],
+               "seed": cfg.seed, "overrides": " ".join(f"{k}={v}" for k, v in sorted(overrides.items())),
+               **{f"{s}/acc": round(a, 4) for s, a in acc.items()},
+               "record_test/acc": (record.get("final") or {}).get("test/acc")}
+        rows.append(row)
+        print("  ".join(f"{k} {v}" for k, v in row.items() if k != "overrides"), flush=True)
+    if args.out:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(args.out, buf.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""lnl-evaluate: a finished run's final network scored again, on its own data or on another draw."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from lnl.commands.evaluate import main
+from lnl.engine import train
+from lnl.records import read_record
+
+
+@pytest.fixture
+def finished_baseline(tiny_config):
+    cfg = tiny_config(method="baseline", epochs=2)
+    result = train(cfg)
+    assert result.status == "finished"
+    return result.run_dir
+
+
+def test_rescoring_on_the_same_data_gives_the_recorded_accuracy(finished_baseline, tmp_path, capsys):
+    out = tmp_path / "same.csv"
+    assert main([str(finished_baseline), "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    recorded = read_record(finished_baseline)["final"]["test/acc"]
+    # the same network on the same 1,000 test images (bf16 where the run used it): at most one flip
+    assert float(row["test/acc"]) == pytest.approx(recorded, abs=0.0015)
+    assert float(row["record_test/acc"]) == pytest.approx(recorded)
+    assert row["run_id"] in capsys.readouterr().out
+
+
+def test_another_unbiased_draw_moves_a_color_reading_baseline(finished_baseline, tmp_path):
+    """A baseline trained on biased colors is right where a test digit happens to wear its own
+    class's color; the 'other_palette' draw removes those, so its accuracy must drop."""
+    out = tmp_path / "other.csv"
+    assert main([str(finished_baseline), "--set", "unbiased_colors=other_palette", "--splits", "test",
+                 "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    recorded = read_record(finished_baseline)["final"]["test/acc"]
+    assert row["overrides"] == "unbiased_colors=other_palette"
+    assert float(row["test/acc"]) < recorded - 0.02, (row, recorded)
+
+
+def test_only_data_keys_may_change_and_unfinished_runs_are_refused(finished_baseline, tmp_path, capsys):
+    assert main([str(finished_baseline), "--set", "lr=0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lr" in err and "data key" in err
+    assert main([str(finished_baseline), "--set", "unbiased_colors=random"]) == 2
+    assert "unbiased_colors" in capsys.readouterr().err
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    assert main([str(empty)]) == 1
