@@ -28,6 +28,11 @@
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
+#   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs at sigma^2
+#                                                                  # = 0.020 (baseline100, lnl40, long_lnl,
+#                                                                  # official_short) scored again under each
+#                                                                  # unbiased-color draw (lnl-evaluate), into
+#                                                                  # test_draw/<draw>.csv
 #   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
 #                                                                  # chosen on validation (seed 0, final-epoch
 #                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
@@ -105,6 +110,17 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
+  --test-draw)
+    RUNS=()
+    for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*-cv0.020-*; do
+      # finished runs with their network; a baseline copied into several folders is scored once
+      [ -f "$d/final.pt" ] && grep -qs '"status": "finished"' "$d/record.json" || continue
+      case " ${RUNS[*]} " in *"/$(basename "$d") "*) continue ;; esac
+      RUNS+=("$d")
+    done
+    for draw in palette other_palette uniform_rgb; do
+      "$PY" -m lnl.commands.evaluate "${RUNS[@]}" --set unbiased_colors=$draw --out "$OUT/test_draw/$draw.csv"
+    done ;;
   --blind-eye)
     SEL="$OUT/blind_eye_alpha/records"
     mkdir -p "$SEL"
@@ -158,7 +174,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
