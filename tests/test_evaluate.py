@@ -10,10 +10,15 @@ from lnl.engine import train
 from lnl.records import read_record
 
 
-@pytest.fixture
-def finished_baseline(tiny_config):
-    cfg = tiny_config(method="baseline", epochs=2)
-    result = train(cfg)
+@pytest.fixture(scope="module")
+def finished_baseline(cache_dir, tmp_path_factory):
+    """One small finished baseline shared by the tests here (they only read it)."""
+    from conftest import TINY
+    from lnl.config import Config
+
+    runs = tmp_path_factory.mktemp("evaluate_runs")
+    result = train(Config.from_dict({**TINY, "method": "baseline", "epochs": 2, "cache_dir": str(cache_dir),
+                                     "runs_dir": str(runs)}))
     assert result.status == "finished"
     return result.run_dir
 
