@@ -28,8 +28,8 @@
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
-#   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs at sigma^2
-#                                                                  # = 0.020 (baseline100, lnl40, long_lnl,
+#   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs
+#                                                                  # (baseline100, lnl40, long_lnl,
 #                                                                  # official_short) scored again under each
 #                                                                  # unbiased-color draw (lnl-evaluate), into
 #                                                                  # test_draw/<draw>.csv
@@ -112,7 +112,7 @@ case "$MODE" in
     done ;;
   --test-draw)
     RUNS=()
-    for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*-cv0.020-*; do
+    for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*; do
       # finished runs with their network; a baseline copied into several folders is scored once
       [ -f "$d/final.pt" ] && grep -qs '"status": "finished"' "$d/record.json" || continue
       case " ${RUNS[*]} " in *"/$(basename "$d") "*) continue ;; esac
