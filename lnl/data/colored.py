@@ -13,10 +13,11 @@ to [0, 1]. How the color is painted (``strokes``):
 * biased split (training, ``val_biased``): the mean color is the label's own;
 * unbiased split (test, ``val_unbiased``), by ``UNBIASED_COLORS`` (``Config.unbiased_colors``):
   ``palette`` (default) a uniformly chosen palette color, independent of the label, with the
-  same jitter (the decoded test samples lean toward this over uniform random RGB; weak
-  evidence); ``other_palette`` the same but never the label's own color (none of the ten
-  decoded test samples carries its own digit's color: weaker evidence still, 0.9^10 = 0.35
-  under ``palette``); ``uniform_rgb`` a uniformly random RGB color, no palette, no jitter.
+  same jitter; ``other_palette`` the same but never the label's own color (none of the ten
+  decoded test samples carries its own digit's color: weak evidence, 0.9^10 = 0.35 under
+  ``palette``); ``uniform_rgb`` a uniformly random RGB color, no palette, no jitter. The decoded
+  test colors fit none of them well: darker than uniform RGB, farther from the palette means
+  than the jitter allows (reports/paper_reproduction/test_draw/README.md).
 
 Everything is whole-array NumPy: no Python loop per image.
 """
