@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+# the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
+from lnl.data.colored import COLOR_NOISE, STROKES, UNBIASED_COLORS
+
 PAPER_COLOR_VARS = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 
 
@@ -87,17 +90,17 @@ class Config:
                                  "digit,r,g,b (0-255)")
     strokes: str = _f("binary", "'binary': digits binarized at MNIST gray > 128 and filled with one flat color, "
                                 "as in the authors' released files; 'graded': gray level x color",
-                      choices=("binary", "graded"))
+                      choices=STROKES)
     color_noise: str = _f("per_channel_var", "how sigma^2 maps onto the color jitter on [0, 1]: "
                                              "'per_channel_var' N(0, sigma^2) per channel; 'total_var' "
                                              "sigma^2/3 per channel; 'std' sigma^2 as the per-channel "
                                              "standard deviation (calibrated on the Baseline and Gray rows)",
-                          choices=("per_channel_var", "total_var", "std"))
+                          choices=tuple(COLOR_NOISE))
     unbiased_colors: str = _f("palette", "how the unbiased splits (val_unbiased, test) draw each image's color: "
                                          "'palette' a uniformly chosen palette mean (the label's own included) plus "
                                          "the jitter; 'other_palette' another digit's mean plus the jitter; "
                                          "'uniform_rgb' uniform random RGB (generated data only)",
-                              choices=("palette", "other_palette", "uniform_rgb"))
+                              choices=UNBIASED_COLORS)
     data_seed: int = _f(0, "seed of the dataset's color draws and validation split (separate from --seed)")
     val_size: int = _f(5000, "MNIST training images held out as val_biased / val_unbiased")
     train_size: Optional[int] = _f(None, "use only the first N training images (quick runs, tests)")

@@ -46,7 +46,7 @@ def overridden_config(record: dict[str, Any], overrides: dict[str, str]) -> Conf
     allowed = DATA_KEYS + EXECUTION_KEYS
     bad = sorted(set(overrides) - set(allowed))
     if bad:
-        raise ConfigError(bad[0], f"is not a data key; --set may change only {', '.join(allowed)}")
+        raise ConfigError(bad[0], f"cannot be changed after training; --set may change only {', '.join(allowed)}")
     base = Config.from_dict({**record["config"], "cpu_kernels": False})
     return Config.from_dict(overrides, base=base).validate()
 
@@ -60,9 +60,6 @@ def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: lis
     from lnl.data.tensors import DeviceData
     from lnl.engine import autocast_factory, evaluate, load_data, prepare_model, resolve_device
     from lnl.methods import METHODS
-    from lnl.workers import apply_share
-
-    apply_share(cfg.threads)
     device = resolve_device(cfg.device)
     gray = METHODS.get(cfg.method).input_kind == "gray"
     key = json.dumps([{k: getattr(cfg, k) for k in DATA_KEYS}, gray], sort_keys=True, default=str)
@@ -92,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from lnl.workers import WorkerEnvError
+    from lnl.workers import WorkerEnvError, apply_share
 
     rows, data_cache = [], {}
-    for folder, record, cfg in jobs:
+    for i, (folder, record, cfg) in enumerate(jobs):
         try:
+            if i == 0 or cfg.threads != jobs[i - 1][2].threads:  # the process's thread share, set once
+                apply_share(cfg.threads)
             acc = evaluate_run(folder, cfg, record, args.splits, data_cache)
         except WorkerEnvError as err:
             print(f"error: {err}", file=sys.stderr)
