@@ -49,7 +49,7 @@ def test_another_unbiased_draw_moves_a_color_reading_baseline(finished_baseline,
 def test_only_data_keys_may_change_and_unfinished_runs_are_refused(finished_baseline, tmp_path, capsys):
     assert main([str(finished_baseline), "--set", "lr=0.1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "lr" in err and "data key" in err
+    assert len(err.splitlines()) == 1 and "lr" in err and "cannot be changed after training" in err
     assert main([str(finished_baseline), "--set", "unbiased_colors=random"]) == 2
     assert "unbiased_colors" in capsys.readouterr().err
     empty = tmp_path / "not-a-run"
