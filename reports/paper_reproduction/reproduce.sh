@@ -196,7 +196,7 @@ page lnl_search 'lnl_official_probe-*' \
 page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
 page baseline100 'lnl-*' \
-    "LNL (and BlindEye) from the authors' 100-epoch baseline (bf16): 20 epochs (step at 15), and the whole official phase"
-page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), sigma^2 = 0.020"
+    "LNL, BlindEye and Gray with the authors' 100-epoch schedule (bf16): LNL and BlindEye 20 epochs (step at 15) from the 100-epoch baselines, and the whole official LNL phase"
+page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), sigma^2 = 0.020 and 0.050"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
