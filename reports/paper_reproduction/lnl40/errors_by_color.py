@@ -1,0 +1,39 @@
+"""Where LNL's test errors come from: accuracy by the palette mean each test digit was drawn around.
+
+For each finished run folder given (record.json + final.pt), rebuilds the network as `lnl-evaluate` does,
+predicts the unbiased test split and prints, per drawn palette mean (the test digit's color id, 0-9):
+how many test digits took it, the accuracy on them, and how many of them were predicted as the class that
+owns that color in training (a color shortcut) although their label is another. Read-only.
+Run: .venv/bin/python reports/paper_reproduction/lnl40/errors_by_color.py RUN_DIR [RUN_DIR ...]
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lnl.commands.evaluate import overridden_config
+from lnl.data.tensors import DeviceData
+from lnl.engine import autocast_factory, evaluate, load_data, prepare_model, resolve_device
+from lnl.records import FINAL_CHECKPOINT, read_record
+
+for folder in map(Path, sys.argv[1:]):
+    record = read_record(folder)
+    cfg = overridden_config(record, {})
+    device = resolve_device(cfg.device)
+    raw = load_data(cfg)
+    data = DeviceData(raw, device, gray=False, test_size=cfg.test_size, val_eval_size=cfg.val_eval_size)
+    model = prepare_model(cfg, device)
+    model.load_state_dict(torch.load(folder / FINAL_CHECKPOINT, map_location=device, weights_only=False)["model"])
+    pred = evaluate(model, data, "test", autocast_factory(device, (record.get("env") or {}).get("precision", "fp32")),
+                    bias_head=False)["pred"]
+    y, color = raw.y("test")[: len(pred)], raw.color("test")[: len(pred)].astype(np.int64)
+    print(f"{record['run_id']}: test accuracy {np.mean(pred == y):.4f}")
+    print("  color id  digits  accuracy  predicted as the color's own class (label differs)")
+    for c in range(10):
+        m = color == c
+        shortcut = int(np.sum((pred[m] == c) & (y[m] != c)))
+        print(f"  {c:8d}  {m.sum():6d}  {np.mean(pred[m] == y[m]):8.4f}  {shortcut:6d}")
+    wrong = pred != y
+    taken = int(np.sum(wrong & (pred == color)))
+    print(f"  errors {int(wrong.sum())}, of which predicted as the class owning the drawn color: {taken}")
