@@ -433,9 +433,15 @@ class Run:
 def build_training(cfg: Config, device: torch.device) -> tuple[str, Callable[[], Any], LNLNet, Method]:
     """Precision, autocast, network and method of ``cfg`` on ``device``, seeded with ``cfg.seed``
     (the training core's setup, shared by :func:`setup` and :mod:`lnl.bench`)."""
+    precision = resolve_precision(cfg.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
-    precision = resolve_precision(cfg.precision, device)
+        # 'fp32' means fp32: cuDNN would otherwise run fp32 convolutions as TF32 (10-bit mantissa) on
+        # Ampere and later GPUs, which the authors' fp32 protocol never saw.
+        # (torch's default for matmuls is already fp32; bf16 runs keep cuDNN's default.)
+        torch.backends.cudnn.allow_tf32 = precision != "fp32"
+        if precision == "fp32":
+            torch.backends.cuda.matmul.allow_tf32 = False
     autocast = autocast_factory(device, precision)
     torch.manual_seed(cfg.seed)
     model = prepare_model(cfg, device)
