@@ -261,6 +261,22 @@ def pretrained_start(cfg: Config) -> dict[str, Any]:
     return {"run_id": pre_id, "sha256": saved["sha256"], "state": state}
 
 
+# How an optimizer runs belongs to the machine it runs on, not to the saved state: torch's load_state_dict
+# takes every param-group key from the file, so a CPU run's checkpoint (fused=None) turned a GPU run's fused
+# SGD, which its CUDA graph needs, into the foreach one, whose device-tensor learning rate cannot be captured
+# (seen on an H200: LNL from a CPU-trained baseline failed at the first capture).
+_OPTIMIZER_IMPL_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``opt.load_state_dict(state)`` that keeps ``opt``'s own implementation flags (fused, foreach,
+    capturable, differentiable): a checkpoint written on another device loads into this one."""
+    flags = [{k: group[k] for k in _OPTIMIZER_IMPL_KEYS if k in group} for group in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, own in zip(opt.param_groups, flags):
+        group.update(own)
+
+
 def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> float:
     """Load f and g (not the bias heads, which start fresh) and the f+g optimizer state (momentum
     buffers and learning rate) of ``start``. Returns the restored learning rate, which the first
@@ -272,7 +288,7 @@ def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> flo
     if unexpected or any(not k.startswith("h.") for k in missing):
         raise RuntimeError(f"pretrained weights of {start['run_id']} do not fit this architecture "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    method.opt_fg.load_state_dict(start["state"]["optimizers"]["fg"])
+    load_optimizer_state(method.opt_fg, start["state"]["optimizers"]["fg"])
     return float(method.opt_fg.param_groups[0]["lr"])
 
 
@@ -506,7 +522,7 @@ def _restore(checkpoint: dict[str, Any] | None, model: LNLNet, method: Method, s
         return {"epoch": 0, "epochs": [], "confusion": {}, "timings": {}, "wandb": {}}
     model.load_state_dict(checkpoint["model"])
     for name, opt in method.optimizers.items():
-        opt.load_state_dict(checkpoint["optimizers"][name])
+        load_optimizer_state(opt, checkpoint["optimizers"][name])
         schedulers[name].load_state_dict(checkpoint["schedulers"][name])
     torch.set_rng_state(checkpoint["torch_rng"])
     print(f"lnl: resuming {run_id} after epoch {checkpoint['epoch']}")

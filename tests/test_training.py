@@ -177,3 +177,21 @@ def test_pretrained_weights_and_momentum_are_loaded_and_the_bias_heads_start_fre
     assert len(momentum) == len(saved_momentum) > 0
     assert all(torch.equal(m, s) for m, s in zip(momentum, saved_momentum))
     assert method.opt_h.state_dict()["state"] == {}  # fresh bias-head optimizer
+
+
+def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation():
+    """torch's load_state_dict copies fused/foreach from the file; a GPU run's fused SGD (its CUDA graph
+    needs it) loaded from a CPU checkpoint became the foreach SGD and failed at capture on an H200."""
+    import torch
+
+    from lnl.engine import load_optimizer_state
+
+    params = [torch.nn.Parameter(torch.ones(3))]
+    saved = torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=True)
+    params[0].grad = torch.full((3,), 0.5)
+    saved.step()
+    here = torch.optim.SGD([torch.nn.Parameter(torch.ones(3))], lr=0.1, momentum=0.9, foreach=False)
+    load_optimizer_state(here, saved.state_dict())
+    assert here.param_groups[0]["foreach"] is False and here.param_groups[0]["fused"] is None
+    assert here.param_groups[0]["lr"] == 0.01  # the saved learning rate and momentum still load
+    assert torch.equal(next(iter(here.state.values()))["momentum_buffer"], torch.full((3,), 0.5))
