@@ -28,6 +28,15 @@
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
+#   bash reports/paper_reproduction/reproduce.sh --gpu           # on a GPU machine: the missing chains of
+#                                                                  # the grid side by side (gpu_grid.py; JOBS
+#                                                                  # processes, default 16, best under CUDA
+#                                                                  # MPS: nvidia-cuda-mps-control -d), until
+#                                                                  # DEADLINE seconds, into GPU_RUNS (default
+#                                                                  # runs/gpu); ORDER names the chain kinds.
+#                                                                  # Copy the finished runs into the folder
+#                                                                  # of their recipe (lnl40/, baseline100/,
+#                                                                  # official/) with cp -rn
 #   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs
 #                                                                  # (baseline100, lnl40, long_lnl,
 #                                                                  # official_short) scored again under each
@@ -110,6 +119,14 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
+  --gpu)
+    G=${GPU_RUNS:-runs/gpu}
+    mkdir -p "$G"
+    # every committed run of these recipes, so that finished runs are skipped and unfinished ones resume
+    # (cp -n never overwrites); the bf16 100-epoch baselines at 0.020 start the official-bf16 chains
+    for d in "$OUT"/{lnl40,baseline100,official}/records/*; do cp -rn "$d" "$G/"; done
+    "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
+        --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} ;;
   --test-draw)
     RUNS=()
     for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*; do
@@ -174,7 +191,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
