@@ -55,10 +55,8 @@ def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: lis
                  data_cache: dict[str, Any]) -> dict[str, float]:
     """Accuracy on each of ``splits`` of the run's final network on ``cfg``'s data (loaded once per
     distinct data configuration and input kind, through ``data_cache``)."""
-    import torch
-
     from lnl.data.tensors import DeviceData
-    from lnl.engine import autocast_factory, evaluate, load_data, prepare_model, resolve_device
+    from lnl.engine import evaluate, load_data, resolve_device
     from lnl.methods import METHODS
     device = resolve_device(cfg.device)
     gray = METHODS.get(cfg.method).input_kind == "gray"
@@ -66,13 +64,20 @@ def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: lis
     if key not in data_cache:
         data_cache[key] = DeviceData(load_data(cfg), device, gray=gray, test_size=cfg.test_size,
                                      val_eval_size=cfg.val_eval_size)
-    data = data_cache[key]
+    model, autocast = final_network(run_dir, cfg, record, device)
+    return {s: evaluate(model, data_cache[key], s, autocast, bias_head=False)["acc"] for s in splits}
+
+
+def final_network(run_dir: Path, cfg: Config, record: dict[str, Any], device: Any) -> tuple[Any, Any]:
+    """The finished run's network (its ``final.pt``) built for ``cfg`` on ``device``, and the autocast of
+    the precision the run trained in (its record), so a bf16 run is scored as it scored itself."""
+    import torch
+
+    from lnl.engine import autocast_factory, prepare_model
     model = prepare_model(cfg, device)
     state = torch.load(run_dir / FINAL_CHECKPOINT, map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
-    # the precision the run trained in (its record), so a bf16 run is scored as it scored itself
-    autocast = autocast_factory(device, (record.get("env") or {}).get("precision", "fp32"))
-    return {s: evaluate(model, data, s, autocast, bias_head=False)["acc"] for s in splits}
+    return model, autocast_factory(device, (record.get("env") or {}).get("precision", "fp32"))
 
 
 def main(argv: list[str] | None = None) -> int:

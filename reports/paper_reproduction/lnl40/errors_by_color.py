@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lnl.commands.evaluate import overridden_config
+from lnl.commands.evaluate import final_network, overridden_config
 from lnl.data.tensors import DeviceData
-from lnl.engine import autocast_factory, evaluate, load_data, prepare_model, resolve_device
-from lnl.records import FINAL_CHECKPOINT, read_record
+from lnl.engine import evaluate, load_data, resolve_device
+from lnl.records import read_record
 
 for folder in map(Path, sys.argv[1:]):
     record = read_record(folder)
@@ -23,10 +22,8 @@ for folder in map(Path, sys.argv[1:]):
     device = resolve_device(cfg.device)
     raw = load_data(cfg)
     data = DeviceData(raw, device, gray=False, test_size=cfg.test_size, val_eval_size=cfg.val_eval_size)
-    model = prepare_model(cfg, device)
-    model.load_state_dict(torch.load(folder / FINAL_CHECKPOINT, map_location=device, weights_only=False)["model"])
-    pred = evaluate(model, data, "test", autocast_factory(device, (record.get("env") or {}).get("precision", "fp32")),
-                    bias_head=False)["pred"]
+    model, autocast = final_network(folder, cfg, record, device)
+    pred = evaluate(model, data, "test", autocast, bias_head=False)["pred"]
     y, color = raw.y("test")[: len(pred)], raw.color("test")[: len(pred)].astype(np.int64)
     print(f"{record['run_id']}: test accuracy {np.mean(pred == y):.4f}")
     print("  color id  digits  accuracy  predicted as the color's own class (label differs)")
