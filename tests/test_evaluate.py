@@ -55,3 +55,13 @@ def test_only_data_keys_may_change_and_unfinished_runs_are_refused(finished_base
     empty = tmp_path / "not-a-run"
     empty.mkdir()
     assert main([str(empty)]) == 1
+
+
+def test_a_run_trained_on_another_device_is_scored_on_this_one(finished_baseline):
+    """Records of GPU runs say device 'cuda'; scoring them on a CPU-only machine must still work."""
+    from lnl.commands.evaluate import overridden_config
+
+    record = read_record(finished_baseline)
+    gpu_record = {**record, "config": {**record["config"], "device": "cuda"}}
+    assert overridden_config(gpu_record, {}).device == "auto"
+    assert overridden_config(gpu_record, {"device": "cpu"}).device == "cpu"

@@ -42,12 +42,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def overridden_config(record: dict[str, Any], overrides: dict[str, str]) -> Config:
     """The run's configuration with the data ``overrides`` applied; a ConfigError for any other key.
-    The fused CPU kernels are left off: evaluation needs no gradients, and the values are the same."""
+    The fused CPU kernels are left off: evaluation needs no gradients, and the values are the same. The
+    device is this machine's (``auto``) unless overridden: a run trained on a GPU is scored on a CPU too."""
     allowed = DATA_KEYS + EXECUTION_KEYS
     bad = sorted(set(overrides) - set(allowed))
     if bad:
         raise ConfigError(bad[0], f"cannot be changed after training; --set may change only {', '.join(allowed)}")
-    base = Config.from_dict({**record["config"], "cpu_kernels": False})
+    base = Config.from_dict({**record["config"], "cpu_kernels": False, "device": "auto"})
     return Config.from_dict(overrides, base=base).validate()
 
 
