@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 # the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
-from lnl.data.colored import COLOR_NOISE, STROKES, UNBIASED_COLORS
+from lnl.data.colored import BIAS_IGNORE, COLOR_NOISE, STROKES, UNBIASED_COLORS
 
 PAPER_COLOR_VARS = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 
@@ -146,6 +146,10 @@ class Config:
                                     identity=False)
     bias_probe: bool = _f(True, "methods without an adversary train h on detached features, so "
                                 "bias/acc measures the color the features carry for every method")
+    bias_ignore: str = _f("channel", "bias labels h ignores: 'channel' (the authors' rule) a channel value of "
+                                     "0, 'background' only pixels whose 3 channels are 0 (the same on the "
+                                     "authors' files; differs where the jitter clips a channel to 0)",
+                          choices=BIAS_IGNORE)
 
     # --- architecture knobs -----------------------------------------------------------
     width: float = _f(1.0, "channel multiplier of f and g (1.0: the paper's 32/64 channels)")
@@ -357,7 +361,9 @@ DATA_VERSION = 2
 _NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr", "bias_lr", "momentum",
                   "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "mu_schedule",
                   "alpha", "warmup_epochs", "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group",
-                  "job_type", "study", "trial", "tags"}
+                  "job_type", "study", "trial", "tags",
+                  # labels only h reads: a pretrained baseline's f and g do not depend on them
+                  "bias_ignore"}
 
 
 # ---------------------------------------------------------------------------------------

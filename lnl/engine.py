@@ -411,7 +411,7 @@ def _prepare_inputs(cfg: Config) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = DeviceData(load_data(cfg), device, gray=METHODS.get(cfg.method).input_kind == "gray",
                       train_size=cfg.train_size, test_size=cfg.test_size,
-                      val_eval_size=cfg.val_eval_size)
+                      val_eval_size=cfg.val_eval_size, bias_ignore=cfg.bias_ignore)
     if len(data["train"]) < 2 or len(data["val_biased"]) < 1:
         raise ConfigError("train_size" if len(data["train"]) < 2 else "val_size",
                           f"leaves {len(data['train'])} training and {len(data['val_biased'])} validation "

@@ -99,6 +99,21 @@ def test_bias_labels_match_pil_nearest_resize(cmnist):
     assert labels.max() == 255 and labels[labels != 255].max() <= 7
 
 
+def test_bias_label_rules_differ_only_on_foreground_channels_at_zero():
+    """'channel' (the authors' rule) ignores every channel value 0; 'background' only all-black pixels,
+    so a foreground pixel whose green clipped to 0 keeps its green label (bin 0) there."""
+    image = np.zeros((1, 28, 28, 3), dtype=np.uint8)
+    image[0, 1, 1] = (77, 0, 43)     # a dark 9 whose green clipped to 0 (a sampled pixel: odd row and column)
+    image[0, 3, 3] = (220, 248, 66)  # no channel at 0
+    channel, background = colored.bias_labels(image), colored.bias_labels(image, "background")
+    assert channel[0, :, 0, 0].tolist() == [77 // 32, 255, 43 // 32]
+    assert background[0, :, 0, 0].tolist() == [77 // 32, 0, 43 // 32]
+    assert channel[0, :, 1, 1].tolist() == background[0, :, 1, 1].tolist() == [6, 7, 2]
+    assert (channel[0, :, 2:, 2:] == 255).all() and (background[0, :, 2:, 2:] == 255).all()  # background
+    with pytest.raises(ValueError):
+        colored.bias_labels(image, "none")
+
+
 def test_generation_is_deterministic_and_vectorized(mnist):
     palette = colored.load_palette("default")
     gray, labels = mnist.test_x[:3000], mnist.test_y[:3000]

@@ -33,6 +33,11 @@ IGNORE_INDEX = 255  # bias label of background pixels (official code: ignore_ind
 STROKE_THRESHOLD = 128  # binary strokes: MNIST gray > 128 is foreground (a pixel of 128 is background)
 STROKES = ("binary", "graded")
 UNBIASED_COLORS = ("palette", "other_palette", "uniform_rgb")
+# Which bias labels h ignores (bias_labels): 'channel' the authors' rule, a channel value of exactly 0;
+# 'background' only pixels whose three channels are 0. The two agree on the authors' files, whose
+# foreground channels never reach 0 (official_samples/FINDINGS.md); on data whose jitter clips a channel to 0
+# (here: the green of about a quarter of the 9s) 'channel' also hides those foreground values from h.
+BIAS_IGNORE = ("channel", "background")
 # How sigma^2 (Config.color_var) maps onto the per-channel color noise on [0, 1]. The authors never
 # published their generator; which reading matches the paper is decided on the Baseline and Gray rows
 # (reports/paper_reproduction, "Calibration"), never on LNL's.
@@ -121,17 +126,23 @@ def colorize(gray: np.ndarray, labels: np.ndarray, palette: np.ndarray, color_va
     return paint(gray, colors, strokes), mean_ids.astype(np.int8)
 
 
-def bias_labels(images: np.ndarray) -> np.ndarray:
+def bias_labels(images: np.ndarray, ignore: str = "channel") -> np.ndarray:
     """Per-pixel color classes as the official code computes them.
 
     The RGB image is resized to 14x14 with PIL's nearest rule (which samples the
     odd rows and columns, 1, 3, ..., 27), each channel value v becomes the bin
-    ``v // 32`` (8 bins), and pixels whose channel value is exactly 0 (the black
-    background) get ``IGNORE_INDEX``. Input (N, 28, 28, 3) uint8, output
-    (N, 3, 14, 14) uint8.
+    ``v // 32`` (8 bins), and channel values of exactly 0 (the black background)
+    get ``IGNORE_INDEX``; with ``ignore='background'`` only pixels whose three
+    channels are 0 do (see :data:`BIAS_IGNORE`). Input (N, 28, 28, 3) uint8,
+    output (N, 3, 14, 14) uint8.
     """
+    if ignore not in BIAS_IGNORE:
+        raise ValueError(f"ignore must be one of {BIAS_IGNORE}; got {ignore!r}")
     small = images[:, 1::2, 1::2, :]
-    labels = np.where(small == 0, IGNORE_INDEX, small // 32).astype(np.uint8)
+    zero = small == 0
+    if ignore == "background":
+        zero = zero.all(axis=-1, keepdims=True)
+    labels = np.where(zero, IGNORE_INDEX, small // 32).astype(np.uint8)
     return np.ascontiguousarray(labels.transpose(0, 3, 1, 2))
 
 

@@ -37,11 +37,12 @@ class DeviceData:
     (:meth:`ColoredMnist.gray`: luma of the colored training images, raw MNIST digits in test).
     ``train_size``, ``test_size`` and ``val_eval_size`` (both validation splits) keep only the first N images
     of their splits (quick runs, tests); the names are the config's. How many training images are held out
-    for validation in the first place is the data's business (``Config.val_size``), not this class's."""
+    for validation in the first place is the data's business (``Config.val_size``), not this class's.
+    ``bias_ignore``: :func:`lnl.data.colored.bias_labels`' rule for the bias labels."""
 
     def __init__(self, data: ColoredMnist, device: torch.device, *, gray: bool = False,
                  train_size: int | None = None, test_size: int | None = None,
-                 val_eval_size: int | None = None) -> None:
+                 val_eval_size: int | None = None, bias_ignore: str = "channel") -> None:
         self.device, self.gray = device, gray
         self.splits: dict[str, TensorSplit] = {}
         limits = {"train": train_size, "test": test_size, "val_biased": val_eval_size,
@@ -49,7 +50,7 @@ class DeviceData:
         for split in SPLITS:
             n = limits.get(split) or len(data.y(split))
             images = data.x(split)[:n]
-            bias = colored.bias_labels(images)  # always from the colored image: the bias is color
+            bias = colored.bias_labels(images, bias_ignore)  # always from the colored image: the bias is color
             pixels = data.gray(split)[:n, None] if gray else images.transpose(0, 3, 1, 2)
             self.splits[split] = TensorSplit(
                 x=torch.from_numpy(np.ascontiguousarray(pixels)).to(device),
