@@ -37,6 +37,10 @@
 #                                                                  # Copy the finished runs into the folder
 #                                                                  # of their recipe (lnl40/, baseline100/,
 #                                                                  # official/) with cp -rn
+#   bash reports/paper_reproduction/reproduce.sh --bias-ignore   # lnl40's recipe with --bias-ignore background
+#                                                                  # (h keeps foreground channels the jitter
+#                                                                  # clipped to 0), from the committed 100-epoch
+#                                                                  # baselines; LEVELS (0.05 0.02), SEEDS (0)
 #   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs
 #                                                                  # (baseline100, lnl40, long_lnl,
 #                                                                  # official_short) scored again under each
@@ -127,6 +131,17 @@ case "$MODE" in
     for d in "$OUT"/{lnl40,baseline100,official}/records/*; do cp -rn "$d" "$G/"; done
     "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
         --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} ;;
+  --bias-ignore)
+    D="$OUT/bias_ignore/records"
+    mkdir -p "$D"
+    for cv in ${LEVELS:-0.05 0.02}; do
+      for seed in ${SEEDS:-0}; do
+        for b in "$OUT"/lnl40/records/baseline-cv$(printf '%.3f' "$cv")-s$seed-*; do cp -rn "$b" "$D/"; done
+        "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 40 --lr-step-epochs 30 \
+            --bias-ignore background --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --test-draw)
     RUNS=()
     for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*; do
@@ -191,7 +206,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --bias-ignore | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -214,6 +229,8 @@ page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
 page baseline100 'lnl-*' \
     "LNL, BlindEye and Gray with the authors' 100-epoch schedule (bf16): LNL and BlindEye 20 epochs (step at 15) from the 100-epoch baselines, and the whole official LNL phase"
-page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), sigma^2 = 0.020 and 0.050"
+page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
+page bias_ignore 'lnl-*' \
+    "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"
