@@ -1,0 +1,48 @@
+"""reports/paper_reproduction/gpu_grid.py: its chains are valid lnl-train commands that name the committed
+runs, so a GPU session continues the grid (finished runs skipped, unfinished ones resumed)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from conftest import REPO
+from lnl.config import parse_args
+
+FOLDER = REPO / "reports" / "paper_reproduction"
+
+
+@pytest.fixture(scope="module")
+def gpu_grid():
+    spec = importlib.util.spec_from_file_location("gpu_grid", FOLDER / "gpu_grid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _committed_run_ids(*folders: str) -> set[str]:
+    return {json.loads(p.read_text())["run_id"] for f in folders for p in (FOLDER / f / "records").glob("*/record.json")}
+
+
+def test_every_chain_parses_and_the_lnl40_chains_name_the_committed_runs(gpu_grid, tmp_path):
+    shared = ["--runs-dir", str(tmp_path), "--resume", "--device", "cpu"]
+    committed = _committed_run_ids("lnl40", "baseline100", "official")
+    kinds = ("official-fp32", "official-bf16", "lnl40", "gray")
+    names, found = [], 0
+    for kind in kinds:
+        for name, commands in gpu_grid.chains(kind):
+            names.append(name)
+            for argv in commands:
+                cfg = parse_args([*argv, *shared])
+                if cfg.init_from:
+                    init = cfg.init_config().default_run_id()
+                    assert init.startswith(f"baseline-cv{cfg.color_var:.3f}-s{cfg.seed}-")
+                found += cfg.default_run_id() in committed
+    assert len(names) == len(set(names)) == 3 + 3 + 15 + 20
+    # the H200 session's LNL runs (13), its fp32 runs (3) and the CPU's BlindEye runs are among them
+    assert found >= 16, found
+    lnl = {c.default_run_id() for _, cmds in gpu_grid.chains("lnl40") for c in [parse_args([*cmds[0], *shared])]}
+    assert "lnl-cv0.030-s0-4d74236931" in lnl  # committed in lnl40/records (H200, 2026-11-29)
+    with pytest.raises(SystemExit):
+        gpu_grid.chains("nope")
