@@ -34,8 +34,9 @@ STROKE_THRESHOLD = 128  # binary strokes: MNIST gray > 128 is foreground (a pixe
 STROKES = ("binary", "graded")
 UNBIASED_COLORS = ("palette", "other_palette", "uniform_rgb")
 # Which bias labels h ignores (bias_labels): 'channel' the authors' rule, a channel value of exactly 0;
-# 'background' only pixels whose three channels are 0. The two agree on the authors' files, whose
-# foreground channels never reach 0 (official_samples/FINDINGS.md); on data whose jitter clips a channel to 0
+# 'background' only pixels whose three channels are 0. The two agree on data whose foreground channels never
+# reach 0, as in the authors' files as far as they were seen (official_samples/FINDINGS.md: channel values
+# 2-251, no 255 in a file's 60,000 training images); on data whose jitter clips a channel to 0
 # (here: the green of about a quarter of the 9s) 'channel' also hides those foreground values from h.
 BIAS_IGNORE = ("channel", "background")
 # How sigma^2 (Config.color_var) maps onto the per-channel color noise on [0, 1]. The authors never
