@@ -55,7 +55,10 @@
 #                                                                  # val_unbiased: DIR/space.yaml (default
 #                                                                  # lnl_search: lambda x mu, 20 epochs, step at
 #                                                                  # 15, seed 0; lnl_search_3seed: scored on the
-#                                                                  # mean of seeds 0 1 2); TRIALS to add trials
+#                                                                  # mean of seeds 0 1 2; lnl_search_050: lambda
+#                                                                  # 0.3 x mu 0.3 / 1 at 0.050 from the 100-epoch
+#                                                                  # baselines, 40 epochs); TRIALS to add trials,
+#                                                                  # SEEDS_PER_TRIAL to score on more seeds
 #   bash reports/paper_reproduction/reproduce.sh --lnl-search-seeds  # the probe's best configuration on seeds
 #                                                                  # SEEDS (default 1 2), from their baselines
 #   bash reports/paper_reproduction/reproduce.sh --probe-levels "0.03 0.04"  # the same configuration at other
@@ -178,9 +181,13 @@ PYSEL
     done ;;
   --lnl-search)
     S="$OUT/${2:-lnl_search}"
-    case "$S" in */lnl_search_3seed) PER=3 N=2 ;; *) PER=1 N=4 ;; esac
+    case "$S" in */lnl_search_3seed) PER=3 N=2 ;; */lnl_search_050) PER=1 N=2 ;; *) PER=1 N=4 ;; esac
+    PER=${SEEDS_PER_TRIAL:-$PER}
     mkdir -p "$S/records"
-    for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do cp -rn "$d" "$S/records/"; done
+    case "$S" in  # the pretrained baselines its space starts from (copied, never moved or overwritten)
+      */lnl_search_050) for d in "$OUT"/lnl40/records/baseline-cv0.050-s*; do cp -rn "$d" "$S/records/"; done ;;
+      *) for d in "$OUT"/official_short/records/baseline-cv0.020-s*; do cp -rn "$d" "$S/records/"; done ;;
+    esac
     "$PY" -m lnl.commands.optuna_search --space "$S/space.yaml" --sampler grid --pruner none \
         --seeds-per-trial "$PER" --storage "sqlite:///$S/optuna.db" --runs-dir "$S/records" --out "$S/best" \
         --n-trials "${TRIALS:-$N}" --wandb-mode "${WANDB_MODE_GRID:-disabled}" ;;
@@ -227,6 +234,8 @@ page lnl_search 'lnl_official_probe-*' \
     "LNL: lambda x mu from the 10-epoch official_short baselines (20 epochs, step at 15; chosen on seed 0, the best also on seeds 1 2)"
 page lnl_search_3seed 'lnl_official_3seed-*' \
     "LNL: lambda 0.1 or 0.3 at mu 0.3, from the 10-epoch official_short baselines (20 epochs, step at 15), scored on the mean of seeds 0 1 2"
+page lnl_search_050 'lnl_050_probe-*' \
+    "LNL at sigma^2 = 0.050: lambda 0.3 x mu 0.3 / 1, 40 epochs (step at 30) from the 100-epoch baselines (a one-seed probe)"
 page baseline100 'lnl-*' \
     "LNL, BlindEye and Gray with the authors' 100-epoch schedule (bf16): LNL and BlindEye 20 epochs (step at 15) from the 100-epoch baselines, and the whole official LNL phase"
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
