@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from lnl.config import parse_pairs
+
 SEEDS = (0, 1, 2)
 MISSING_LEVELS = ("0.03", "0.04", "0.025", "0.035", "0.045")  # lnl40/ has 0.020 and 0.050
 ALL_LEVELS = ("0.02", "0.025", "0.03", "0.035", "0.04", "0.045", "0.05")
@@ -80,7 +82,7 @@ def main() -> int:
     shared = ["--runs-dir", args.runs_dir, "--resume", "--wandb-mode", "disabled", "--threads", args.threads,
               "--device", args.device, "--progress", "false", "--cache-dir", args.cache_dir,
               *(["--data-dir", args.data_dir] if args.data_dir else []),
-              *(part for kv in args.set for part in ("--" + kv.split("=", 1)[0], kv.split("=", 1)[1]))]
+              *(part for key, value in parse_pairs(args.set, "--set").items() for part in ("--" + key, value))]
     todo = [c for kind in args.order for c in chains(kind)]
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
