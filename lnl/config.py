@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 # the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
-from lnl.data.colored import BIAS_IGNORE, COLOR_NOISE, STROKES, UNBIASED_COLORS
+from lnl.data.colored import BIAS_IGNORE, COLOR_BOUNDS, COLOR_NOISE, STROKES, UNBIASED_COLORS
 
 PAPER_COLOR_VARS = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 
@@ -96,6 +96,11 @@ class Config:
                                              "sigma^2/3 per channel; 'std' sigma^2 as the per-channel "
                                              "standard deviation (calibrated on the Baseline and Gray rows)",
                           choices=tuple(COLOR_NOISE))
+    color_bounds: str = _f("clip", "how a jittered color channel stays in [0, 1]: 'clip' (values beyond pile up at "
+                                   "0 and 255) or 'resample' (redrawn until inside, a truncated normal: the "
+                                   "rule attributed to the paper's supplementary Algorithm 1; the authors' "
+                                   "files show no 0 or 255 in the strokes)",
+                           choices=COLOR_BOUNDS)
     unbiased_colors: str = _f("palette", "how the unbiased splits (val_unbiased, test) draw each image's color: "
                                          "'palette' a uniformly chosen palette mean (the label's own included) plus "
                                          "the jitter; 'other_palette' another digit's mean plus the jitter; "
@@ -229,6 +234,9 @@ class Config:
         if self.data_source == "official" and not self.data_path:
             raise ConfigError("data_path", "is required with --data-source official "
                                            "(a mnist_10color_jitter_var_<var>.npy file)")
+        if self.data_source == "official" and self.color_bounds != "clip":
+            raise ConfigError("color_bounds", "applies to generated data only (the authors' file has its own "
+                                              "colors); leave it at 'clip' with --data-source official")
         if self.data_source == "official" and self.unbiased_colors != "palette":
             raise ConfigError("unbiased_colors", "applies to generated data only (the authors' file has its own "
                                                  "test colors); leave it at 'palette' with --data-source official")

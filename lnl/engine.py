@@ -132,7 +132,8 @@ def load_data(cfg: Config) -> ColoredMnist:
         raise ConfigError("palette", str(err)) from None
     return load_generated(cfg.color_var, cfg.palette, cfg.data_seed, cfg.val_size,
                           cache_dir=cfg.cache_dir, data_dir=cfg.data_dir, strokes=cfg.strokes,
-                          color_noise=cfg.color_noise, unbiased_colors=cfg.unbiased_colors)
+                          color_noise=cfg.color_noise, unbiased_colors=cfg.unbiased_colors,
+                          color_bounds=cfg.color_bounds)
 
 
 # ---------------------------------------------------------------------------------------

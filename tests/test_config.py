@@ -68,6 +68,8 @@ BAD_INPUTS = [
     (["--unbiased-colors", "random"], "unbiased_colors"),
     (["--data-source", "official", "--data-path", "x.npy", "--unbiased-colors", "other_palette"],
      "unbiased_colors"),
+    (["--color-bounds", "wrap"], "color_bounds"),
+    (["--data-source", "official", "--data-path", "x.npy", "--color-bounds", "resample"], "color_bounds"),
     (["--seed", "None"], "seed"),
     (["--colour-var", "0.02"], "colour-var"),
     (["--wandb-mode", "sometimes"], "wandb_mode"),
@@ -120,6 +122,11 @@ def test_run_identity_ignores_paths_and_logging():
     # a data field added later keeps existing run ids at its default and changes them otherwise
     assert Config(unbiased_colors="palette").default_run_id() == b.default_run_id()
     assert Config(unbiased_colors="other_palette").default_run_id() != b.default_run_id()
+    assert Config(color_bounds="clip").default_run_id() == b.default_run_id()
+    resample = Config(color_bounds="resample", method="lnl", init_from="baseline")
+    assert resample.default_run_id() != b.default_run_id()
+    # a data field: the pretrained baseline is trained on the same data
+    assert resample.init_config().color_bounds == "resample"
 
 
 def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):

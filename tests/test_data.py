@@ -324,6 +324,43 @@ def test_color_noise_readings_of_sigma2(noise, per_channel_var):
     assert c.var(axis=0) == pytest.approx([per_channel_var] * 3, rel=0.03)
 
 
+def _truncated_normal_mean(mu: float, sigma: float) -> float:
+    """Mean of N(mu, sigma^2) restricted to (0, 1), in closed form."""
+    import math
+
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
+    a, b = -mu / sigma, (1 - mu) / sigma
+    return mu + sigma * (pdf(a) - pdf(b)) / (cdf(b) - cdf(a))
+
+
+def test_color_bounds_clip_piles_tails_on_the_edges_resample_truncates():
+    """At sigma^2 = 0.020 (sigma 0.141), digit 9's green mean (27/255) lies 0.75 sigma above 0: clipping
+    sets about 23 % of them to exactly 0; resampling keeps every channel inside (0, 1) with the mean of
+    the truncated normal (higher than the palette's: the tail is redrawn, not piled on the edge)."""
+    palette = np.array([[78.0, 27.0, 43.0], [220.0, 248.0, 66.0]]) / 255.0  # digits 9 and 2 (default.csv)
+    ids = np.repeat([0, 1], 100000)
+    sigma = 0.02 ** 0.5
+    clipped = colored.draw_colors(ids, palette, 0.02, np.random.default_rng(0), bounds="clip")
+    kept = colored.draw_colors(ids, palette, 0.02, np.random.default_rng(0), bounds="resample")
+    assert (clipped[:100000, 1] == 0).mean() == pytest.approx(0.227, abs=0.01)
+    assert (clipped[100000:, 1] == 1).mean() == pytest.approx(0.424, abs=0.01)  # the 2s' green: 255
+    assert ((kept > 0) & (kept < 1)).all()
+    for row, mean in ((0, palette[0]), (1, palette[1])):
+        got = kept[row * 100000:(row + 1) * 100000].mean(axis=0)
+        want = [_truncated_normal_mean(m, sigma) for m in mean]
+        assert got == pytest.approx(want, abs=0.002)
+    # the dark 9s' green is lifted: 41 / 255 on average, against 32 / 255 clipped and 27 / 255 in the palette
+    assert _truncated_normal_mean(27 / 255, sigma) > 0.155 > clipped[:100000, 1].mean() + 0.03
+    # channels that needed no redraw keep the first draw; the whole draw is deterministic
+    inside = (clipped > 0) & (clipped < 1)
+    assert (kept[inside] == clipped[inside]).all()
+    again = colored.draw_colors(ids, palette, 0.02, np.random.default_rng(0), bounds="resample")
+    assert (again == kept).all()
+    with pytest.raises(ValueError, match="bounds must be one of clip, resample"):
+        colored.draw_colors(ids, palette, 0.02, np.random.default_rng(0), bounds="wrap")
+
+
 def test_cache_is_keyed_on_the_exact_request(tmp_path):
     from lnl.data.dataset import cache_key, cache_params
 
@@ -335,11 +372,13 @@ def test_cache_is_keyed_on_the_exact_request(tmp_path):
               cache_params(0.02, colored.load_palette("v1"), 0, 5000, "binary", "per_channel_var")]
     others += [cache_params(0.02, pal, 0, 5000, "binary", "per_channel_var", u)
                for u in ("other_palette", "uniform_rgb")]
+    others += [cache_params(0.02, pal, 0, 5000, "binary", "per_channel_var", "palette", "resample")]
     keys = {cache_key(p) for p in [base] + others}
-    assert len(keys) == 7
+    assert len(keys) == 8
     # the default draw names no key, so caches made before the field existed keep their folder names
     assert "unbiased_colors" not in base and base == cache_params(0.02, pal, 0, 5000, "binary",
-                                                                  "per_channel_var", "palette")
+                                                                  "per_channel_var", "palette", "clip")
+    assert "color_bounds" not in base
     # a folder whose manifest was made for another request is rebuilt, not used
     folder = tmp_path / "c"
     cache.load_or_create(folder, lambda: ({"x": np.zeros(3)}, {"color_var": "0.02004"}))

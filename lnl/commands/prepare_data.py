@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strokes", default="binary", choices=colored.STROKES)
     parser.add_argument("--color-noise", default="per_channel_var", choices=tuple(colored.COLOR_NOISE))
     parser.add_argument("--unbiased-colors", default="palette", choices=colored.UNBIASED_COLORS)
+    parser.add_argument("--color-bounds", default="clip", choices=colored.COLOR_BOUNDS)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--val-size", type=int, default=5000)
     args = parser.parse_args(argv)
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         try:  # Config.validate is the one place values are checked
             cfg = Config.from_dict({"color_var": cv, "palette": args.palette, "strokes": args.strokes,
                                     "color_noise": args.color_noise, "data_seed": args.data_seed,
-                                    "unbiased_colors": args.unbiased_colors,
+                                    "unbiased_colors": args.unbiased_colors, "color_bounds": args.color_bounds,
                                     "val_size": args.val_size, "cache_dir": args.cache_dir,
                                     "data_dir": args.data_dir}).validate()
         except ConfigError as err:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             data = load_generated(cv, cfg.palette, cfg.data_seed, cfg.val_size, cache_dir=cfg.cache_dir,
                                   data_dir=cfg.data_dir, strokes=cfg.strokes, color_noise=cfg.color_noise,
-                                  unbiased_colors=cfg.unbiased_colors)
+                                  unbiased_colors=cfg.unbiased_colors, color_bounds=cfg.color_bounds)
         except MnistUnavailable as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

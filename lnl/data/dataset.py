@@ -64,7 +64,8 @@ def split_indices(n: int, val_size: int, data_seed: int) -> tuple[np.ndarray, np
 
 def generate(color_var: float, palette: np.ndarray, data_seed: int, val_size: int,
              data_dir: str | None = None, cache_dir: str | Path = "data", strokes: str = "binary",
-             color_noise: str = "per_channel_var", unbiased_colors: str = "palette") -> ColoredMnist:
+             color_noise: str = "per_channel_var", unbiased_colors: str = "palette",
+             color_bounds: str = "clip") -> ColoredMnist:
     """Build Colored MNIST from standard MNIST (no cache; see :func:`load_generated`)."""
     mnist = load_mnist(data_dir=data_dir, cache_dir=cache_dir)
     # One independent stream per split, all derived from (data_seed, color_var); the same draws for
@@ -76,7 +77,7 @@ def generate(color_var: float, palette: np.ndarray, data_seed: int, val_size: in
 
     def put(split: str, gray: np.ndarray, labels: np.ndarray, rng: np.random.Generator, biased: bool) -> None:
         images, ids = colored.colorize(gray, labels, palette, color_var, rng, biased=biased, strokes=strokes,
-                                       noise=color_noise, unbiased=unbiased_colors)
+                                       noise=color_noise, unbiased=unbiased_colors, bounds=color_bounds)
         arrays[f"{split}_x"], arrays[f"{split}_y"], arrays[f"{split}_color"] = images, labels, ids
 
     put("train", mnist.train_x[tr], mnist.train_y[tr], rng_train, True)
@@ -88,13 +89,15 @@ def generate(color_var: float, palette: np.ndarray, data_seed: int, val_size: in
 
 
 def cache_params(color_var: float, palette: np.ndarray, data_seed: int, val_size: int, strokes: str,
-                 color_noise: str, unbiased_colors: str = "palette") -> dict[str, Any]:
+                 color_noise: str, unbiased_colors: str = "palette", color_bounds: str = "clip") -> dict[str, Any]:
     """Everything a generated instance depends on, exactly (``repr`` keeps every digit of the floats)."""
     params = {"format": FORMAT_VERSION, "color_var": repr(float(color_var)), "data_seed": int(data_seed),
               "val_size": int(val_size), "strokes": strokes, "color_noise": color_noise,
               "palette": [[repr(float(v)) for v in row] for row in palette]}
     if unbiased_colors != "palette":  # named only when not the default, so existing caches keep their keys
         params["unbiased_colors"] = unbiased_colors
+    if color_bounds != "clip":  # likewise
+        params["color_bounds"] = color_bounds
     return params
 
 
@@ -108,24 +111,28 @@ def cache_key(params: dict[str, Any]) -> str:
 def load_generated(color_var: float, palette_spec: str = "default", data_seed: int = 0,
                    val_size: int = 5000, cache_dir: str | Path = "data",
                    data_dir: str | None = None, strokes: str = "binary",
-                   color_noise: str = "per_channel_var", unbiased_colors: str = "palette") -> ColoredMnist:
+                   color_noise: str = "per_channel_var", unbiased_colors: str = "palette",
+                   color_bounds: str = "clip") -> ColoredMnist:
     """Colored MNIST from the on-disk cache, generating (and caching) it on a miss.
 
     The cached manifest must hold exactly the requested parameters; a cache made
     for other ones (a hash collision, a hand-copied folder) is rebuilt.
     """
     palette = colored.load_palette(palette_spec)
-    params = cache_params(color_var, palette, data_seed, val_size, strokes, color_noise, unbiased_colors)
+    params = cache_params(color_var, palette, data_seed, val_size, strokes, color_noise, unbiased_colors,
+                          color_bounds)
     folder = Path(cache_dir) / "colored_mnist" / cache_key(params)
 
     def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         data = generate(color_var, palette, data_seed, val_size, data_dir=data_dir, cache_dir=cache_dir,
-                        strokes=strokes, color_noise=color_noise, unbiased_colors=unbiased_colors)
+                        strokes=strokes, color_noise=color_noise, unbiased_colors=unbiased_colors,
+                        color_bounds=color_bounds)
         return data.arrays, {**params, **data.meta}
 
     def matches(meta: dict[str, Any]) -> bool:
         return (all(meta.get(k) == v for k, v in params.items())
-                and meta.get("unbiased_colors", "palette") == unbiased_colors)
+                and meta.get("unbiased_colors", "palette") == unbiased_colors
+                and meta.get("color_bounds", "clip") == color_bounds)
 
     arrays, meta = cache.load_or_create(folder, build, accept=matches)
     return ColoredMnist(arrays, meta)

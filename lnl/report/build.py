@@ -32,7 +32,8 @@ def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> A
                               cache_dir=cfg.get("cache_dir", "data"), data_dir=cfg.get("data_dir"),
                               strokes=cfg.get("strokes", "graded"),
                               color_noise=cfg.get("color_noise", "per_channel_var"),
-                              unbiased_colors=cfg.get("unbiased_colors", "palette"))
+                              unbiased_colors=cfg.get("unbiased_colors", "palette"),
+                              color_bounds=cfg.get("color_bounds", "clip"))
     except Exception as err:  # noqa: BLE001 - the figure is optional; say why it is missing
         log(f"report: no sample-image figure ({type(err).__name__}: {err})")
         return None
