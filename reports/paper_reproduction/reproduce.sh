@@ -41,6 +41,12 @@
 #                                                                  # (h keeps foreground channels the jitter
 #                                                                  # clipped to 0), from the committed 100-epoch
 #                                                                  # baselines; LEVELS (0.05 0.02), SEEDS (0)
+#   bash reports/paper_reproduction/reproduce.sh --color-bounds  # lnl40's recipe on data whose color jitter is
+#                                                                  # redrawn until inside (0, 1) instead of
+#                                                                  # clipped (--color-bounds resample), its
+#                                                                  # own 100-epoch baselines first; LEVELS
+#                                                                  # (0.05 0.02), SEEDS (0); METHOD=blind_eye
+#                                                                  # (ALPHA 0.1, 20 epochs, step 15) for BlindEye
 #   bash reports/paper_reproduction/reproduce.sh --test-draw     # no training: the finished runs
 #                                                                  # (baseline100, lnl40, long_lnl,
 #                                                                  # official_short) scored again under each
@@ -145,6 +151,20 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
+  --color-bounds)
+    # new data, so new baselines (trained on first use by the first run of each (level, seed), then shared)
+    D="$OUT/color_bounds/records"
+    mkdir -p "$D"
+    if [ "${METHOD:-lnl}" = blind_eye ]; then
+      M=(--method blind_eye --alpha "${ALPHA:-0.1}" --epochs 20 --lr-step-epochs 15)
+    else M=(--method lnl --epochs 40 --lr-step-epochs 30); fi
+    for cv in ${LEVELS:-0.05 0.02}; do
+      for seed in ${SEEDS:-0}; do
+        "$PY" -m lnl.commands.train "${M[@]}" --recipe official --precision auto --color-bounds resample \
+            --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --test-draw)
     RUNS=()
     for d in "$OUT"/{baseline100,lnl40,long_lnl,official_short}/records/*; do
@@ -213,7 +233,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --bias-ignore | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --bias-ignore | --color-bounds | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
@@ -241,5 +261,7 @@ page baseline100 'lnl-*' \
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
 page bias_ignore 'lnl-*' \
     "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
+page color_bounds 'lnl-*' \
+    "LNL: lnl40's recipe on data whose color jitter is redrawn inside (0, 1) (--color-bounds resample), from baselines trained on the same data"
 page probe_levels 'lnl-*' "LNL: the probe's best configuration at other levels (from 10-epoch baselines)"
 page official '*' "The authors' protocol (recipe official: 100 + 100 epochs, fp32)"

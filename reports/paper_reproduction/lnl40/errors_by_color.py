@@ -4,21 +4,31 @@ For each finished run folder given (record.json + final.pt), rebuilds the networ
 predicts the unbiased test split and prints, per drawn palette mean (the test digit's color id, 0-9):
 how many test digits took it, the accuracy on them, and how many of them were predicted as the class that
 owns that color in training (a color shortcut) although their label is another. Read-only.
-Run: .venv/bin/python reports/paper_reproduction/lnl40/errors_by_color.py RUN_DIR [RUN_DIR ...]
+Run: .venv/bin/python reports/paper_reproduction/lnl40/errors_by_color.py RUN_DIR [RUN_DIR ...] [--set KEY=VALUE]
+(--set: data overrides as lnl-evaluate takes them, e.g. color_bounds=resample to score on another test draw).
 """
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from lnl.commands.evaluate import final_network, overridden_config
+from lnl.config import ConfigError, parse_pairs
 from lnl.data.tensors import DeviceData
 from lnl.engine import evaluate, load_data, resolve_device
 from lnl.records import read_record
 
-for folder in map(Path, sys.argv[1:]):
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("runs", nargs="+", type=Path)
+parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
+args = parser.parse_args()
+for folder in args.runs:
     record = read_record(folder)
-    cfg = overridden_config(record, {})
+    try:
+        cfg = overridden_config(record, parse_pairs(args.set, "--set"))
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     device = resolve_device(cfg.device)
     raw = load_data(cfg)
     data = DeviceData(raw, device, gray=False, test_size=cfg.test_size, val_eval_size=cfg.val_eval_size)
