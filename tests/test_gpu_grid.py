@@ -28,7 +28,7 @@ def _committed_run_ids(*folders: str) -> set[str]:
 def test_every_chain_parses_and_the_lnl40_chains_name_the_committed_runs(gpu_grid, tmp_path):
     shared = ["--runs-dir", str(tmp_path), "--resume", "--device", "cpu"]
     committed = _committed_run_ids("lnl40", "baseline100", "official")
-    kinds = ("official-fp32", "official-bf16", "lnl40", "gray")
+    kinds = ("official-fp32", "official-bf16", "lnl40", "gray", "calibration")
     names, found = [], 0
     for kind in kinds:
         for name, commands in gpu_grid.chains(kind):
@@ -39,10 +39,17 @@ def test_every_chain_parses_and_the_lnl40_chains_name_the_committed_runs(gpu_gri
                     init = cfg.init_config().default_run_id()
                     assert init.startswith(f"baseline-cv{cfg.color_var:.3f}-s{cfg.seed}-")
                 found += cfg.default_run_id() in committed
-    assert len(names) == len(set(names)) == 3 + 3 + 15 + 20
+    assert len(names) == len(set(names)) == 3 + 3 + 15 + 20 + 9
     # the H200 session's LNL runs (13), its fp32 runs (3) and the CPU's BlindEye runs are among them
     assert found >= 16, found
     lnl = {c.default_run_id() for _, cmds in gpu_grid.chains("lnl40") for c in [parse_args([*cmds[0], *shared])]}
     assert "lnl-cv0.030-s0-4d74236931" in lnl  # committed in lnl40/records (H200, 2026-11-29)
+    # the calibration chains: one baseline and one Gray per cell and level, on their own data, and the
+    # resample baseline at 0.050 is the one committed in color_bounds/records
+    calibration = [parse_args([*argv, *shared]) for _, cmds in gpu_grid.chains("calibration") for argv in cmds]
+    assert {(c.method, c.color_bounds, c.color_noise) for c in calibration} == {
+        (m, b, n) for m in ("baseline", "gray") for b, n in gpu_grid.CALIBRATION_CELLS}
+    assert all(c.epochs == 100 and c.seed == 0 for c in calibration)
+    assert "baseline-cv0.050-s0-08c3176529" in {c.default_run_id() for c in calibration}
     with pytest.raises(SystemExit):
         gpu_grid.chains("nope")

@@ -16,6 +16,10 @@ Chains (σ² as in the paper, seeds 0 1 2):
 * ``lnl40-cv<σ²>-s<seed>``: the 100-epoch baseline, 40 LNL epochs from it (step at 30) and 20 BlindEye
   epochs (α 0.1, step at 15), as ``reproduce.sh --baseline100`` runs them on a CPU, at σ² 0.025–0.045.
 * ``gray-cv<σ²>-s<seed>``: Gray with the authors' 100-epoch schedule at every level.
+* ``calibration-<bounds>-<noise>-cv<σ²>``: the σ² calibration with the authors' 100-epoch schedule (NOTES
+  items 2 and 19): Baseline then Gray, seed 0, at σ² 0.020 / 0.035 / 0.050, for each way the color jitter
+  meets [0, 1] (``--color-bounds``) and each reading of σ² (``--color-noise``) not yet run that way
+  (clip × per_channel_var is the grid itself). Judged on the Baseline and Gray rows only.
 
     python reports/paper_reproduction/gpu_grid.py --runs-dir /tmp/runs --jobs 16 --deadline-s 500 \\
         --order official-fp32 official-bf16 lnl40 gray [--device cuda] [--dry-run]
@@ -40,6 +44,8 @@ from lnl.config import parse_pairs
 SEEDS = (0, 1, 2)
 MISSING_LEVELS = ("0.03", "0.04", "0.025", "0.035", "0.045")  # lnl40/ has 0.020 and 0.050
 ALL_LEVELS = ("0.02", "0.025", "0.03", "0.035", "0.04", "0.045", "0.05")
+CALIBRATION_LEVELS = ("0.02", "0.035", "0.05")
+CALIBRATION_CELLS = (("resample", "per_channel_var"), ("resample", "total_var"), ("clip", "total_var"))
 
 
 def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
@@ -60,6 +66,11 @@ def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
         return [(f"gray-cv{cv}-s{s}", [["--method", "gray", *official, "--precision", "auto",
                                         "--color-var", cv, "--seed", str(s)]])
                 for cv in ALL_LEVELS for s in SEEDS if (cv, s) != ("0.05", 0)]  # baseline100/ has that one
+    if kind == "calibration":
+        return [(f"calibration-{bounds}-{noise}-cv{cv}", [
+            ["--method", method, *official, "--precision", "auto", "--color-bounds", bounds, "--color-noise", noise,
+             "--color-var", cv, "--seed", "0"] for method in ("baseline", "gray")])
+            for bounds, noise in CALIBRATION_CELLS for cv in CALIBRATION_LEVELS]
     raise SystemExit(f"gpu_grid: unknown chain kind {kind!r}")
 
 

@@ -33,10 +33,13 @@
 #                                                                  # processes, default 16, best under CUDA
 #                                                                  # MPS: nvidia-cuda-mps-control -d), until
 #                                                                  # DEADLINE seconds, into GPU_RUNS (default
-#                                                                  # runs/gpu); ORDER names the chain kinds.
-#                                                                  # Copy the finished runs into the folder
-#                                                                  # of their recipe (lnl40/, baseline100/,
-#                                                                  # official/) with cp -rn
+#                                                                  # runs/gpu); ORDER names the chain kinds
+#                                                                  # (also: calibration, the 100-epoch
+#                                                                  # Baseline / Gray per color_bounds x
+#                                                                  # color_noise cell). Copy the finished runs
+#                                                                  # into the folder of their recipe (lnl40/,
+#                                                                  # baseline100/, official/; calibration
+#                                                                  # runs: color_bounds/) with cp -rn
 #   bash reports/paper_reproduction/reproduce.sh --bias-ignore   # lnl40's recipe with --bias-ignore background
 #                                                                  # (h keeps foreground channels the jitter
 #                                                                  # clipped to 0), from the committed 100-epoch
@@ -137,7 +140,7 @@ case "$MODE" in
     mkdir -p "$G"
     # every committed run of these recipes, so that finished runs are skipped and unfinished ones resume
     # (cp -n never overwrites); the bf16 100-epoch baselines at 0.020 start the official-bf16 chains
-    for d in "$OUT"/{lnl40,baseline100,official}/records/*; do cp -rn "$d" "$G/"; done
+    for d in "$OUT"/{lnl40,baseline100,official,color_bounds}/records/*; do cp -rn "$d" "$G/"; done
     "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
         --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} ;;
   --bias-ignore)
