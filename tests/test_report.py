@@ -231,6 +231,26 @@ def test_a_record_from_before_a_field_existed_groups_with_newer_seeds():
     assert tables.configuration_key({**new, "mu_schedule": "dann"}) != tables.configuration_key(new)
 
 
+def test_calibration_separates_clipped_and_redrawn_jitter_and_ignores_lnl():
+    """Each (reading of sigma^2, color bounds) is its own row; a record from before color_bounds existed
+    counts as clipped; LNL never enters the calibration."""
+    from lnl.config import Config
+
+    def rec(method, acc, **extra):
+        config = Config(method=method, color_var=0.05, **extra).to_dict()
+        return {"status": "finished", "config": config, "epochs": [{"epoch": 1, "test/acc": acc}]}
+
+    old = rec("baseline", 0.867)
+    old["config"].pop("color_bounds")
+    table = tables.calibration([old, rec("baseline", 0.916, color_bounds="resample"), rec("lnl", 0.959),
+                                rec("gray", 0.966)])
+    got = {(r.color_noise, r.method): (round(r.mean, 3), round(r.diff, 3)) for r in table.itertuples()}
+    assert got == {("per_channel_var", "baseline"): (0.867, 0.022),
+                   ("per_channel_var + resample", "baseline"): (0.916, 0.071),
+                   ("per_channel_var", "gray"): (0.966, 0.006)}
+    assert "closest: **`per_channel_var`**" in tables.calibration_markdown(table)
+
+
 def test_time_to_accuracy_reads_validation_means_and_costs_the_pretraining():
     """Issue 12 item 7: the fewest epochs whose mean val_unbiased over seeds reaches the paper's LNL row
     (0.8185 at sigma^2 = 0.020), its test accuracy, its cost; never a test-chosen length; cosine runs (their

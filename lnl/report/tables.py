@@ -305,16 +305,20 @@ def per_class_markdown(table: pd.DataFrame) -> str:
 def calibration(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Which reading of sigma^2 (``color_noise``) matches the paper, judged on the Baseline and Gray rows.
 
-    One row per (color_noise, method, color_var): mean unbiased test accuracy at the final epoch over
-    the finished runs, the paper's number and the difference. LNL runs are ignored on purpose: the
-    data are calibrated on the methods that have no stake in the comparison.
+    One row per (reading, method, color_var): mean unbiased test accuracy at the final epoch over
+    the finished runs, the paper's number and the difference. The reading is ``color_noise``, with
+    `` + <color_bounds>`` appended when the jitter is not clipped (e.g. ``per_channel_var + resample``).
+    LNL runs are ignored on purpose: the data are calibrated on the methods that have no stake in the
+    comparison.
     """
     rows = []
     for r in records:
         c = r["config"]
         if r.get("status") != "finished" or c["method"] not in ("baseline", "gray") or not r.get("epochs"):
             continue
-        rows.append({"color_noise": c.get("color_noise", "per_channel_var"), "method": c["method"],
+        bounds = c.get("color_bounds", "clip")
+        reading = c.get("color_noise", "per_channel_var") + ("" if bounds == "clip" else f" + {bounds}")
+        rows.append({"color_noise": reading, "method": c["method"],
                      "color_var": round(float(c["color_var"]), 3), "test_acc": select_epoch(r["epochs"], "last")
                      ["test/acc"]})
     cols = ["color_noise", "method", "color_var", "mean", "n", "paper", "diff"]
