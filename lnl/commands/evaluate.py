@@ -25,8 +25,7 @@ from lnl.records import FINAL_CHECKPOINT, read_record, write_text_atomic
 
 # The fields an override may change: what the data is and where it runs, never what was trained.
 DATA_KEYS = ("color_var", "palette", "strokes", "color_noise", "color_bounds", "unbiased_colors", "data_seed",
-             "val_size",
-             "test_size", "val_eval_size", "cache_dir", "data_dir")
+             "val_size", "test_size", "val_eval_size", "cache_dir", "data_dir")
 EXECUTION_KEYS = ("device", "threads")
 SPLITS = ("val_biased", "val_unbiased", "test")
 
