@@ -1,27 +1,40 @@
-"""BlindEye (20 epochs, alpha 0.1, from the 100-epoch baselines) against the paper per sigma^2: per seed, mean,
-the val_unbiased pick, and its gain over its own starting baseline next to the paper's BlindEye - Baseline.
-Read-only; prints a Markdown table. Run from the repository root:
+"""BlindEye (20 epochs from the 100-epoch baselines) against the paper, per sigma^2 and alpha: per seed, the
+mean, the final-epoch val_unbiased (what alpha is chosen on), the val_unbiased pick, and the gain over its
+own starting baselines next to the paper's BlindEye - Baseline. Read-only; prints a Markdown table.
+Run from the repository root:
 .venv/bin/python reports/paper_reproduction/baseline100/blind_eye_vs_paper.py > reports/paper_reproduction/baseline100/blind_eye_vs_paper.md
 """
-import csv, glob, json, statistics as st
+import csv
+import glob
+import json
+import statistics as st
 from collections import defaultdict
-paper={(r['method'],float(r['color_var'])):float(r['test_acc']) for r in csv.DictReader(open('lnl/resources/paper_colored_mnist.csv'))}
-acc=defaultdict(dict); pick=defaultdict(dict)
-for f in glob.glob('reports/paper_reproduction/baseline100/records/*/record.json'):
-    r=json.load(open(f))
-    if r['status']!='finished': continue
-    c=r['config']
-    if c['method'] not in ('baseline','blind_eye'): continue
-    if c['method']=='baseline' and c['epochs']!=100: continue
-    acc[(c['method'],c['color_var'])][c['seed']]=r['final']['test/acc']
-    ep=r['final']['best/val_unbiased/epoch']; pick[(c['method'],c['color_var'])][c['seed']]=r['epochs'][ep-1]['test/acc']
-print("| σ² | BlindEye seeds 0 / 1 / 2 (`last`) | mean ± std | paper | Δ | `val_unbiased` pick | baseline (ours − paper) | BlindEye − baseline: ours / paper |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
-for cv in sorted({k[1] for k in acc}):
-    b=acc[('blind_eye',cv)]; base=acc[('baseline',cv)]
-    if not b: continue
-    v=[b[s] for s in sorted(b)]; m=st.mean(v); sd=f'{st.stdev(v):.3f}' if len(v)>1 else f'n/a (n={len(v)})'
-    pv=[pick[('blind_eye',cv)][s] for s in sorted(b)]
-    bm=st.mean(base[s] for s in sorted(b))
-    pb=paper[('blind_eye',cv)]; pbase=paper[('baseline',cv)]
-    print(f"| {cv:.3f} | {' / '.join(f'{x:.4f}' for x in v)} | {m:.3f} ± {sd} | {pb:.4f} | {m-pb:+.3f} | {st.mean(pv):.3f} | {bm:.3f} ({bm-pbase:+.3f}) | {m-bm:+.3f} / {pb-pbase:+.3f} |")
+
+PAPER = {(r["method"], float(r["color_var"])): float(r["test_acc"])
+         for r in csv.DictReader(open("lnl/resources/paper_colored_mnist.csv"))}
+
+runs = defaultdict(dict)  # (method, sigma^2, alpha or None) -> seed -> (last test, final val_unbiased, picked test)
+for path in glob.glob("reports/paper_reproduction/baseline100/records/*/record.json"):
+    r = json.load(open(path))
+    c = r["config"]
+    if r["status"] != "finished" or (c["method"], c["epochs"]) not in (("baseline", 100), ("blind_eye", 20)):
+        continue
+    f = r["final"]
+    picked = r["epochs"][f["best/val_unbiased/epoch"] - 1]["test/acc"]
+    alpha = c["alpha"] if c["method"] == "blind_eye" else None
+    runs[(c["method"], c["color_var"], alpha)][c["seed"]] = (f["test/acc"], f["val_unbiased/acc"], picked)
+
+print("| σ² | α | BlindEye seeds 0 / 1 / 2 (`last`) | mean ± std | final `val_unbiased` | paper | Δ "
+      "| `val_unbiased` pick | baseline (ours − paper) | BlindEye − baseline: ours / paper |")
+print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+for method, cv, alpha in sorted(k for k in runs if k[0] == "blind_eye"):
+    seeds = runs[(method, cv, alpha)]
+    last = [seeds[s][0] for s in sorted(seeds)]
+    mean = st.mean(last)
+    spread = f"{st.stdev(last):.3f}" if len(last) > 1 else f"n/a (n={len(last)})"
+    base = st.mean(runs[("baseline", cv, None)][s][0] for s in seeds)
+    paper, paper_base = PAPER[("blind_eye", cv)], PAPER[("baseline", cv)]
+    print(f"| {cv:.3f} | {alpha:g} | {' / '.join(f'{x:.4f}' for x in last)} | {mean:.3f} ± {spread} "
+          f"| {st.mean(seeds[s][1] for s in seeds):.4f} | {paper:.4f} | {mean - paper:+.3f} "
+          f"| {st.mean(seeds[s][2] for s in seeds):.3f} | {base:.3f} ({base - paper_base:+.3f}) "
+          f"| {mean - base:+.3f} / {paper - paper_base:+.3f} |")
