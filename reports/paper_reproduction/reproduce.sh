@@ -22,7 +22,9 @@
 #                                                                  # (default 0.02); METHOD=blind_eye (ALPHA
 #                                                                  # 0.1) for BlindEye; EPOCHS=40 STEP=30
 #                                                                  # DIR=lnl40 for the longer LNL phase (its
-#                                                                  # own folder, the baselines copied in)
+#                                                                  # own folder, the baselines copied in);
+#                                                                  # DIR=blind_eye_alpha100 METHOD=blind_eye
+#                                                                  # ALPHA=0.01 (0.1, 0.3): the alpha check
 #   bash reports/paper_reproduction/reproduce.sh --official-bf16  # the authors' whole protocol (100-epoch
 #                                                                  # baseline, 100 LNL epochs from it) in bf16,
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
@@ -261,6 +263,8 @@ page lnl_search_050 'lnl_050_probe-*' \
     "LNL at sigma^2 = 0.050: lambda 0.3 x mu 0.3 / 1, 40 epochs (step at 30) from the 100-epoch baselines (a one-seed probe)"
 page baseline100 'lnl-*' \
     "LNL, BlindEye and Gray with the authors' 100-epoch schedule (bf16): LNL and BlindEye 20 epochs (step at 15) from the 100-epoch baselines, and the whole official LNL phase"
+page blind_eye_alpha100 'blind_eye-*' \
+    "BlindEye: alpha 0.01 / 0.1 / 0.3 chosen on validation from the 100-epoch baseline (sigma^2 = 0.020, seed 0, 20 epochs)"
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
 page bias_ignore 'lnl-*' \
     "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
