@@ -39,7 +39,7 @@ def test_every_chain_parses_and_the_lnl40_chains_name_the_committed_runs(gpu_gri
                     init = cfg.init_config().default_run_id()
                     assert init.startswith(f"baseline-cv{cfg.color_var:.3f}-s{cfg.seed}-")
                 found += cfg.default_run_id() in committed
-    assert len(names) == len(set(names)) == 3 + 3 + 15 + 20 + 9
+    assert len(names) == len(set(names)) == 3 + 3 + 15 + 20 + 18
     # the H200 session's LNL runs (13), its fp32 runs (3) and the CPU's BlindEye runs are among them
     assert found >= 16, found
     lnl = {c.default_run_id() for _, cmds in gpu_grid.chains("lnl40") for c in [parse_args([*cmds[0], *shared])]}

@@ -16,8 +16,8 @@ Chains (σ² as in the paper, seeds 0 1 2):
 * ``lnl40-cv<σ²>-s<seed>``: the 100-epoch baseline, 40 LNL epochs from it (step at 30) and 20 BlindEye
   epochs (α 0.1, step at 15), as ``reproduce.sh --baseline100`` runs them on a CPU, at σ² 0.025–0.045.
 * ``gray-cv<σ²>-s<seed>``: Gray with the authors' 100-epoch schedule at every level.
-* ``calibration-<bounds>-<noise>-cv<σ²>``: the σ² calibration with the authors' 100-epoch schedule (NOTES
-  items 2 and 19): Baseline then Gray, seed 0, at σ² 0.020 / 0.035 / 0.050, for each way the color jitter
+* ``calibration-<method>-<bounds>-<noise>-cv<σ²>``: the σ² calibration with the authors' 100-epoch schedule
+  (NOTES items 2 and 19): Baseline and Gray (one chain each), seed 0, at σ² 0.020 / 0.035 / 0.050, for each way the color jitter
   meets [0, 1] (``--color-bounds``) and each reading of σ² (``--color-noise``) not yet run that way
   (clip × per_channel_var is the grid itself). Judged on the Baseline and Gray rows only.
 
@@ -67,10 +67,11 @@ def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
                                         "--color-var", cv, "--seed", str(s)]])
                 for cv in ALL_LEVELS for s in SEEDS if (cv, s) != ("0.05", 0)]  # baseline100/ has that one
     if kind == "calibration":
-        return [(f"calibration-{bounds}-{noise}-cv{cv}", [
+        # one run per chain: Baseline and Gray are independent, so all 18 train side by side
+        return [(f"calibration-{method}-{bounds}-{noise}-cv{cv}", [
             ["--method", method, *official, "--precision", "auto", "--color-bounds", bounds, "--color-noise", noise,
-             "--color-var", cv, "--seed", "0"] for method in ("baseline", "gray")])
-            for bounds, noise in CALIBRATION_CELLS for cv in CALIBRATION_LEVELS]
+             "--color-var", cv, "--seed", "0"]])
+            for bounds, noise in CALIBRATION_CELLS for cv in CALIBRATION_LEVELS for method in ("baseline", "gray")]
     raise SystemExit(f"gpu_grid: unknown chain kind {kind!r}")
 
 
