@@ -17,9 +17,10 @@ Chains (σ² as in the paper, seeds 0 1 2):
   epochs (α 0.1, step at 15), as ``reproduce.sh --baseline100`` runs them on a CPU, at σ² 0.025–0.045.
 * ``gray-cv<σ²>-s<seed>``: Gray with the authors' 100-epoch schedule at every level.
 * ``calibration-<method>-<bounds>-<noise>-cv<σ²>``: the σ² calibration with the authors' 100-epoch schedule
-  (NOTES items 2 and 19): Baseline and Gray (one chain each), seed 0, at σ² 0.020 / 0.035 / 0.050, for each way the color jitter
-  meets [0, 1] (``--color-bounds``) and each reading of σ² (``--color-noise``) not yet run that way
-  (clip × per_channel_var is the grid itself). Judged on the Baseline and Gray rows only.
+  (NOTES items 2 and 19): Baseline and Gray (one chain each), seed 0, at σ² 0.020 / 0.035 / 0.050, for
+  each way the color jitter meets [0, 1] (``--color-bounds``) and each reading of σ² (``--color-noise``)
+  not yet run that way (clip × per_channel_var is the grid itself). Judged on the Baseline and Gray rows
+  only.
 
     python reports/paper_reproduction/gpu_grid.py --runs-dir /tmp/runs --jobs 16 --deadline-s 500 \\
         --order official-fp32 official-bf16 lnl40 gray [--device cuda] [--dry-run]
