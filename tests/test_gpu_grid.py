@@ -53,3 +53,41 @@ def test_every_chain_parses_and_the_lnl40_chains_name_the_committed_runs(gpu_gri
     assert "baseline-cv0.050-s0-08c3176529" in {c.default_run_id() for c in calibration}
     with pytest.raises(SystemExit):
         gpu_grid.chains("nope")
+
+
+def test_sweep_chains_are_the_grid_and_name_the_committed_search_runs(gpu_grid, tmp_path):
+    """``sweep:<yaml>`` runs every grid point once: the two LNL grids of lnl_search_gpu/ (the H200 runs of the
+    fourteenth session) are exactly the committed records, the second grid's overlap with the first included."""
+    shared = ["--runs-dir", str(tmp_path), "--resume", "--device", "cpu"]
+    ids, names = set(), []
+    for space in ("space.yaml", "space_mu.yaml"):
+        chains = gpu_grid.chains(f"sweep:{FOLDER / 'lnl_search_gpu' / space}")
+        assert len(chains) == 24  # 2 x 2 x 2 settings x 3 seeds, one run per chain
+        for name, (argv,) in chains:
+            names.append(name)
+            cfg = parse_args([*argv, *shared])
+            assert (cfg.method, cfg.color_var, cfg.epochs, cfg.lr_step_epochs) == ("lnl", 0.035, 20, 15)
+            assert cfg.init_config().default_run_id().startswith(f"baseline-cv0.035-s{cfg.seed}-")
+            ids.add(cfg.default_run_id())
+        seeds = [parse_args([*argv, *shared]).seed for _, (argv,) in chains]
+        assert seeds == sorted(seeds)  # seed-major: a partial grid covers every setting once
+    assert len(set(names)) == 48 and names[0] == "lnl_search_gpu-000" and names[-1] == "lnl_search_gpu_mu-023"
+    assert len(ids) == 42  # lambda 0.1 x mu 1 (both schedules, 3 seeds) is in both grids
+    assert ids == _committed_run_ids("lnl_search_gpu")
+
+
+def test_blind_eye_alpha_chains_and_the_only_filter(gpu_grid, tmp_path, monkeypatch, capsys):
+    shared = ["--runs-dir", str(tmp_path), "--resume", "--device", "cpu"]
+    chains = gpu_grid.chains("blind-eye-a0.3")
+    assert len(chains) == 20  # 7 levels x 3 seeds, less 0.020 seed 0 (blind_eye_alpha100/ has it)
+    cfgs = [parse_args([*argv, *shared]) for _, (argv,) in chains]
+    assert {(c.method, c.alpha, c.epochs, c.lr_step_epochs) for c in cfgs} == {("blind_eye", 0.3, 20, 15)}
+    committed = _committed_run_ids("blind_eye_alpha100")
+    assert sum(c.default_run_id() in committed for c in cfgs) >= 6  # the H200 runs of the fourteenth session
+    monkeypatch.setattr("sys.argv", ["gpu_grid.py", "--runs-dir", str(tmp_path), "--log-dir", str(tmp_path / "logs"),
+                                     "--deadline-s", "1", "--dry-run", "--order", "lnl40", "blind-eye-a0.3",
+                                     "--only", "lnl40-cv0.045-s[12]", "blind-eye-a0.3-cv0.05-*"])
+    assert gpu_grid.main() == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert listed == ["lnl40-cv0.045-s1", "lnl40-cv0.045-s2", "blind-eye-a0.3-cv0.05-s0", "blind-eye-a0.3-cv0.05-s1",
+                      "blind-eye-a0.3-cv0.05-s2"]

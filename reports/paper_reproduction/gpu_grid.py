@@ -21,17 +21,25 @@ Chains (σ² as in the paper, seeds 0 1 2):
   each way the color jitter meets [0, 1] (``--color-bounds``) and each reading of σ² (``--color-noise``)
   not yet run that way (clip × per_channel_var is the grid itself). Judged on the Baseline and Gray rows
   only.
+* ``sweep:<yaml>``: every point of a grid sweep YAML (the grid ``lnl-run-sweep`` and Optuna's grid sampler
+  walk, seed-major), one run per chain, e.g. ``sweep:reports/paper_reproduction/lnl_search_gpu/space.yaml``.
+* ``blind-eye-a0.3``: BlindEye with α 0.3 (the recipe ``official``'s validation choice, NOTES item 20), 20
+  epochs (step at 15) from the 100-epoch baselines, at every level and seed not yet run with it.
+
+``--only GLOB ...`` keeps the chains whose name matches one of the globs (e.g. ``'lnl40-cv0.045-s[12]'``).
 
     python reports/paper_reproduction/gpu_grid.py --runs-dir /tmp/runs --jobs 16 --deadline-s 500 \\
         --order official-fp32 official-bf16 lnl40 gray [--device cuda] [--dry-run]
 
 Start the CUDA MPS daemon first (``nvidia-cuda-mps-control -d``) so the processes share the card's
-multiprocessors. Measured on an H200 (NOTES.md, item 15): 16 processes under MPS trained ≈ 220,000
-baseline images/s together (≈ 1.7× one process alone), 13 LNL processes ≈ 155,000 (≈ 1.9×).
+multiprocessors. Measured on an H200 (NOTES.md, items 15 and 21): 16 processes under MPS trained ≈ 220,000
+baseline images/s together (≈ 1.7× one process alone), 13 LNL processes ≈ 155,000 (≈ 1.9×); 14 LNL runs of
+20 epochs beside two 100-epoch baselines took 138–140 s each (≈ 110,000 LNL images/s together).
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import signal
@@ -41,6 +49,8 @@ import time
 from pathlib import Path
 
 from lnl.config import parse_pairs
+from lnl.search import grid_runs
+from lnl.sweep_config import load_sweep
 
 SEEDS = (0, 1, 2)
 MISSING_LEVELS = ("0.03", "0.04", "0.025", "0.035", "0.045")  # lnl40/ has 0.020 and 0.050
@@ -73,6 +83,15 @@ def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
             ["--method", method, *official, "--precision", "auto", "--color-bounds", bounds, "--color-noise", noise,
              "--color-var", cv, "--seed", "0"]])
             for bounds, noise in CALIBRATION_CELLS for cv in CALIBRATION_LEVELS for method in ("baseline", "gray")]
+    if kind == "blind-eye-a0.3":
+        return [(f"blind-eye-a0.3-cv{cv}-s{s}", [
+            ["--method", "blind_eye", "--alpha", "0.3", *official, "--precision", "auto", "--epochs", "20",
+             "--lr-step-epochs", "15", "--color-var", cv, "--seed", str(s)]])
+            for s in SEEDS for cv in ALL_LEVELS if (cv, s) != ("0.02", 0)]  # blind_eye_alpha100/ has that one
+    if kind.startswith("sweep:"):
+        sweep = load_sweep(kind.split(":", 1)[1])
+        return [(f"{sweep.get('name', 'sweep')}-{i:03d}", [[f"--{key}={value}" for key, value in point.items()]])
+                for i, point in enumerate(grid_runs(sweep))]
     raise SystemExit(f"gpu_grid: unknown chain kind {kind!r}")
 
 
@@ -83,6 +102,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--deadline-s", type=float, required=True, help="stop everything this many seconds from now")
     ap.add_argument("--order", nargs="+", default=["official-fp32", "official-bf16", "lnl40", "gray"])
+    ap.add_argument("--only", nargs="+", default=None, metavar="GLOB", help="only the chains whose name matches")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--threads", default="1", help="CPU threads per training process")
     ap.add_argument("--cache-dir", default="data")
@@ -96,7 +116,8 @@ def main() -> int:
               "--device", args.device, "--progress", "false", "--cache-dir", args.cache_dir,
               *(["--data-dir", args.data_dir] if args.data_dir else []),
               *(part for key, value in parse_pairs(args.set, "--set").items() for part in ("--" + key, value))]
-    todo = [c for kind in args.order for c in chains(kind)]
+    todo = [c for kind in args.order for c in chains(kind)
+            if args.only is None or any(fnmatch.fnmatchcase(c[0], g) for g in args.only)]
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
     if args.dry_run:

@@ -38,10 +38,16 @@
 #                                                                  # runs/gpu); ORDER names the chain kinds
 #                                                                  # (also: calibration, the 100-epoch
 #                                                                  # Baseline / Gray per color_bounds x
-#                                                                  # color_noise cell). Copy the finished runs
-#                                                                  # into the folder of their recipe (lnl40/,
+#                                                                  # color_noise cell; sweep:<yaml>, every point
+#                                                                  # of a grid sweep YAML such as
+#                                                                  # lnl_search_gpu/space.yaml; blind-eye-a0.3);
+#                                                                  # ONLY keeps the chains whose name matches a
+#                                                                  # glob. Copy the finished runs into the
+#                                                                  # folder of their recipe (lnl40/,
 #                                                                  # baseline100/, official/; calibration
-#                                                                  # runs: color_bounds/) with cp -rn
+#                                                                  # runs: color_bounds/; BlindEye alpha 0.3:
+#                                                                  # blind_eye_alpha100/; grids: their folder's
+#                                                                  # records/) with cp -rn
 #   bash reports/paper_reproduction/reproduce.sh --bias-ignore   # lnl40's recipe with --bias-ignore background
 #                                                                  # (h keeps foreground channels the jitter
 #                                                                  # clipped to 0), from the committed 100-epoch
@@ -142,9 +148,12 @@ case "$MODE" in
     mkdir -p "$G"
     # every committed run of these recipes, so that finished runs are skipped and unfinished ones resume
     # (cp -n never overwrites); the bf16 100-epoch baselines at 0.020 start the official-bf16 chains
-    for d in "$OUT"/{lnl40,baseline100,official,color_bounds}/records/*; do cp -rn "$d" "$G/"; done
+    for d in "$OUT"/{lnl40,baseline100,official,color_bounds,blind_eye_alpha100,lnl_search_gpu}/records/*; do
+      cp -rn "$d" "$G/"
+    done
     "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
-        --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} ;;
+        --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} \
+        ${ONLY:+--only $ONLY} ;;
   --bias-ignore)
     D="$OUT/bias_ignore/records"
     mkdir -p "$D"
@@ -264,7 +273,9 @@ page lnl_search_050 'lnl_050_probe-*' \
 page baseline100 'lnl-*' \
     "LNL, BlindEye and Gray with the authors' 100-epoch schedule (bf16): LNL and BlindEye 20 epochs (step at 15) from the 100-epoch baselines, and the whole official LNL phase"
 page blind_eye_alpha100 'blind_eye-*' \
-    "BlindEye: alpha 0.01 / 0.1 / 0.3 chosen on validation from the 100-epoch baseline (sigma^2 = 0.020, seed 0, 20 epochs)"
+    "BlindEye: alpha 0.01 / 0.1 / 0.3 chosen on validation from the 100-epoch baseline (sigma^2 = 0.020, seed 0, 20 epochs), then alpha 0.3 at the other levels"
+page lnl_search_gpu 'lnl-*' \
+    "LNL: lambda x mu x mu schedule at sigma^2 = 0.035 from the 100-epoch baselines (20 epochs, step at 15, 3 seeds; H200)"
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
 page bias_ignore 'lnl-*' \
     "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
