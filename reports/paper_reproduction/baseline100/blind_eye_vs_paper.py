@@ -1,7 +1,8 @@
 """BlindEye (20 epochs from the 100-epoch baselines) against the paper, per sigma^2 and alpha: per seed, the
 mean, the final-epoch val_unbiased (what alpha is chosen on), the val_unbiased pick, and the gain over its
 own starting baselines next to the paper's BlindEye - Baseline. Read-only; prints a Markdown table.
-Run from the repository root:
+BlindEye runs come from baseline100/records (alpha 0.1) and blind_eye_alpha100/records (alpha 0.01 / 0.3),
+the baselines from baseline100/records; a run in both folders counts once. Run from the repository root:
 .venv/bin/python reports/paper_reproduction/baseline100/blind_eye_vs_paper.py > reports/paper_reproduction/baseline100/blind_eye_vs_paper.md
 """
 import csv
@@ -14,11 +15,15 @@ PAPER = {(r["method"], float(r["color_var"])): float(r["test_acc"])
          for r in csv.DictReader(open("lnl/resources/paper_colored_mnist.csv"))}
 
 runs = defaultdict(dict)  # (method, sigma^2, alpha or None) -> seed -> (last test, final val_unbiased, picked test)
-for path in glob.glob("reports/paper_reproduction/baseline100/records/*/record.json"):
+seen = set()
+for path in sorted(glob.glob("reports/paper_reproduction/baseline100/records/*/record.json")
+                   + glob.glob("reports/paper_reproduction/blind_eye_alpha100/records/blind_eye-*/record.json")):
     r = json.load(open(path))
     c = r["config"]
-    if r["status"] != "finished" or (c["method"], c["epochs"]) not in (("baseline", 100), ("blind_eye", 20)):
+    if r["status"] != "finished" or (c["method"], c["epochs"]) not in (("baseline", 100), ("blind_eye", 20)) \
+            or r["run_id"] in seen:
         continue
+    seen.add(r["run_id"])
     f = r["final"]
     picked = r["epochs"][f["best/val_unbiased/epoch"] - 1]["test/acc"]
     alpha = c["alpha"] if c["method"] == "blind_eye" else None
