@@ -24,7 +24,8 @@ Chains (σ² as in the paper, seeds 0 1 2):
 * ``sweep:<yaml>``: every point of a grid sweep YAML (the grid ``lnl-run-sweep`` and Optuna's grid sampler
   walk, seed-major), one run per chain, e.g. ``sweep:reports/paper_reproduction/lnl_search_gpu/space.yaml``.
 * ``blind-eye-a0.3``: BlindEye with α 0.3 (the recipe ``official``'s validation choice, NOTES item 20), 20
-  epochs (step at 15) from the 100-epoch baselines, at every level and seed not yet run with it.
+  epochs (step at 15) from the 100-epoch baselines, at every level and seed (but 0.020 seed 0, which
+  ``blind_eye_alpha100/`` had first).
 
 ``--only GLOB ...`` keeps the chains whose name matches one of the globs (e.g. ``'lnl40-cv0.045-s[12]'``).
 
@@ -49,8 +50,6 @@ import time
 from pathlib import Path
 
 from lnl.config import parse_pairs
-from lnl.search import grid_runs
-from lnl.sweep_config import load_sweep
 
 SEEDS = (0, 1, 2)
 MISSING_LEVELS = ("0.03", "0.04", "0.025", "0.035", "0.045")  # lnl40/ has 0.020 and 0.050
@@ -89,6 +88,9 @@ def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
              "--lr-step-epochs", "15", "--color-var", cv, "--seed", str(s)]])
             for s in SEEDS for cv in ALL_LEVELS if (cv, s) != ("0.02", 0)]  # blind_eye_alpha100/ has that one
     if kind.startswith("sweep:"):
+        from lnl.search import grid_runs  # imports Optuna: only this kind needs it
+        from lnl.sweep_config import load_sweep
+
         sweep = load_sweep(kind.split(":", 1)[1])
         return [(f"{sweep.get('name', 'sweep')}-{i:03d}", [[f"--{key}={value}" for key, value in point.items()]])
                 for i, point in enumerate(grid_runs(sweep))]
