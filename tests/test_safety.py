@@ -272,3 +272,27 @@ def test_a_missing_or_broken_official_file_is_one_line(content, tmp_path):
     assert out.returncode == 2, out.stderr[-1500:]
     assert len(out.stderr.strip().splitlines()) == 1 and "data_path" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_report_counts_a_run_found_in_two_folders_once(tmp_path):
+    """A pretrained baseline copied beside the runs that start from it must not count twice."""
+    from lnl.report.load import from_folders
+
+    def write(folder, status, n_epochs, acc):
+        path = tmp_path / folder / "baseline-cv0.020-s0-abc" / "record.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"run_id": "baseline-cv0.020-s0-abc", "status": status,
+                                    "config": {"method": "baseline", "color_var": 0.02},
+                                    "epochs": [{"epoch": i + 1} for i in range(n_epochs)],
+                                    "final": {"test/acc": acc}}))
+        return path
+
+    write("a", "running", 3, 0.41)  # a partial copy, found first
+    finished = write("b", "finished", 100, 0.50)
+    write("c", "finished", 100, 0.50)  # an exact copy of the finished run
+    warnings = []
+    records = from_folders([tmp_path / "a", tmp_path / "b", tmp_path / "c"], warn=warnings.append)
+    assert [r["run_id"] for r in records] == ["baseline-cv0.020-s0-abc"]
+    assert records[0]["_source"] == str(finished) and records[0]["final"]["test/acc"] == 0.50
+    # the partial copy disagrees with the finished one (warned once); the exact copy is silent
+    assert len(warnings) == 1 and "different results" in warnings[0]

@@ -17,13 +17,19 @@ from lnl.records import EPOCH_KEYS, RECORD
 
 
 def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[str, Any]]:
-    """Every ``record.json`` under the given folders (recursively), sorted by run id.
+    """Every run under the given folders (``record.json``, recursively), once each, sorted by run id.
 
     An unreadable or malformed record (a truncated copy, a hand edit) is skipped with a warning
     naming the file, so one bad file never hides every other run.
+
+    A run id names one run (it is a hash of the run's identity), so a run found twice (a
+    pretrained baseline copied next to the runs that start from it, two overlapping folders)
+    counts once: the most complete copy wins (``finished`` first, then the most epochs, then the
+    latest ``updated_at``, then the first path), and a warning names both copies when their
+    final metrics disagree, since then one of them is not the run the other is.
     """
     warn = warn or (lambda text: print(text, file=sys.stderr))
-    records = []
+    by_id: dict[str, dict[str, Any]] = {}
     for folder in folders:
         for path in sorted(Path(folder).rglob(RECORD)):
             try:
@@ -36,8 +42,23 @@ def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[s
                 warn(f"report: warning: skipping {path}: not a run record of this harness")
                 continue
             record["_source"] = str(path)
-            records.append(record)
-    return sorted(records, key=lambda r: r["run_id"])
+            kept = by_id.get(record["run_id"])
+            if kept is None:
+                by_id[record["run_id"]] = record
+                continue
+            if (kept.get("final") or {}) != (record.get("final") or {}):
+                warn(f"report: warning: run {record['run_id']} is in both {kept['_source']} and {path} with "
+                     "different results; keeping the more complete copy")
+            if _completeness(record) > _completeness(kept):
+                by_id[record["run_id"]] = record
+    return sorted(by_id.values(), key=lambda r: r["run_id"])
+
+
+def _completeness(record: dict[str, Any]) -> tuple[bool, int, str]:
+    """Order of preference between two copies of one run (larger wins; ties keep the first found)."""
+    epochs = record.get("epochs")
+    return (record.get("status") == "finished", len(epochs) if isinstance(epochs, list) else 0,
+            str(record.get("updated_at") or ""))
 
 
 def from_wandb(path: str, sweeps: list[str] | None = None, group: str | None = None,

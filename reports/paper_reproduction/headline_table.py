@@ -10,9 +10,10 @@ data; a run found in two folders (a copy) counts once. Read-only; prints Markdow
     .venv/bin/python reports/paper_reproduction/headline_table.py > reports/paper_reproduction/headline_table.md
 """
 import csv
-import glob
-import json
 import statistics as st
+
+from lnl.report.load import from_folders
+from lnl.report.tables import select_epoch
 
 ROOT = "reports/paper_reproduction"
 # (row label, method, settings every run of the row has, folders under ROOT whose records/ hold them)
@@ -30,19 +31,14 @@ LEVELS = sorted({cv for _, cv in PAPER})
 
 def runs_of(method: str, settings: dict, folders: tuple) -> dict:
     """σ² -> seed -> (test at the last epoch, test at the best val_unbiased epoch), finished runs only."""
-    out, seen = {}, set()
-    for folder in folders:
-        for path in sorted(glob.glob(f"{ROOT}/{folder}/records/*/record.json")):
-            r = json.load(open(path))
-            c = r["config"]
-            if r["status"] != "finished" or r["run_id"] in seen or c["method"] != method or \
-                    c.get("recipe") != "official" or any(c.get(k) != v for k, v in settings.items()):
-                continue
-            seen.add(r["run_id"])
-            val = [e["val_unbiased/acc"] for e in r["epochs"]]
-            pick = max(range(len(val)), key=val.__getitem__)
-            out.setdefault(round(c["color_var"], 3), {})[c["seed"]] = (r["epochs"][-1]["test/acc"],
-                                                                       r["epochs"][pick]["test/acc"])
+    out = {}
+    for r in from_folders([f"{ROOT}/{folder}/records" for folder in folders]):
+        c = r["config"]
+        if r["status"] != "finished" or c["method"] != method or c.get("recipe") != "official" or \
+                any(c.get(k) != v for k, v in settings.items()):
+            continue
+        out.setdefault(round(c["color_var"], 3), {})[c["seed"]] = tuple(
+            select_epoch(r["epochs"], rule)["test/acc"] for rule in ("last", "val_unbiased"))
     return out
 
 

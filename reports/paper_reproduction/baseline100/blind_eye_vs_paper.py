@@ -6,28 +6,25 @@ the baselines from baseline100/records; a run in both folders counts once. Run f
 .venv/bin/python reports/paper_reproduction/baseline100/blind_eye_vs_paper.py > reports/paper_reproduction/baseline100/blind_eye_vs_paper.md
 """
 import csv
-import glob
-import json
 import statistics as st
 from collections import defaultdict
+
+from lnl.report.load import from_folders
+from lnl.report.tables import select_epoch
 
 PAPER = {(r["method"], float(r["color_var"])): float(r["test_acc"])
          for r in csv.DictReader(open("lnl/resources/paper_colored_mnist.csv"))}
 
 runs = defaultdict(dict)  # (method, sigma^2, alpha or None) -> seed -> (last test, final val_unbiased, picked test)
-seen = set()
-for path in sorted(glob.glob("reports/paper_reproduction/baseline100/records/*/record.json")
-                   + glob.glob("reports/paper_reproduction/blind_eye_alpha100/records/blind_eye-*/record.json")):
-    r = json.load(open(path))
+for r in from_folders(["reports/paper_reproduction/baseline100/records",
+                       "reports/paper_reproduction/blind_eye_alpha100/records"]):
     c = r["config"]
-    if r["status"] != "finished" or (c["method"], c["epochs"]) not in (("baseline", 100), ("blind_eye", 20)) \
-            or r["run_id"] in seen:
+    if r["status"] != "finished" or (c["method"], c["epochs"]) not in (("baseline", 100), ("blind_eye", 20)):
         continue
-    seen.add(r["run_id"])
-    f = r["final"]
-    picked = r["epochs"][f["best/val_unbiased/epoch"] - 1]["test/acc"]
+    last, picked = (select_epoch(r["epochs"], rule) for rule in ("last", "val_unbiased"))
     alpha = c["alpha"] if c["method"] == "blind_eye" else None
-    runs[(c["method"], c["color_var"], alpha)][c["seed"]] = (f["test/acc"], f["val_unbiased/acc"], picked)
+    runs[(c["method"], c["color_var"], alpha)][c["seed"]] = (last["test/acc"], last["val_unbiased/acc"],
+                                                             picked["test/acc"])
 
 print("| σ² | α | BlindEye seeds 0 / 1 / 2 (`last`) | mean ± std | final `val_unbiased` | paper | Δ "
       "| `val_unbiased` pick | baseline (ours − paper) | BlindEye − baseline: ours / paper |")

@@ -11,11 +11,12 @@ each run's best ``val_unbiased/acc``). Read-only; prints Markdown. From the repo
         > reports/paper_reproduction/lnl_search_gpu/grid_table.md
 """
 import csv
-import glob
-import json
 import statistics as st
 import sys
 from collections import defaultdict
+
+from lnl.report.load import from_folders
+from lnl.report.tables import select_epoch
 
 PAPER = {float(r["color_var"]): float(r["test_acc"])
          for r in csv.DictReader(open("lnl/resources/paper_colored_mnist.csv")) if r["method"] == "lnl"}
@@ -26,16 +27,13 @@ def mean_sd(values: list[float]) -> str:
 
 
 rows = defaultdict(dict)  # (σ², λ, μ, schedule, epochs) -> seed -> (final val, best val, test last, test at pick)
-for folder in sys.argv[1:]:
-    for path in glob.glob(f"{folder}/*/record.json"):
-        r = json.load(open(path))
-        c = r["config"]
-        if r["status"] != "finished" or c["method"] != "lnl":
-            continue
-        val = [e["val_unbiased/acc"] for e in r["epochs"]]
-        pick = max(range(len(val)), key=val.__getitem__)
-        key = (c["color_var"], c["lambda"], c["mu"], c["mu_schedule"], c["epochs"])
-        rows[key][c["seed"]] = (val[-1], val[pick], r["epochs"][-1]["test/acc"], r["epochs"][pick]["test/acc"])
+for r in from_folders(sys.argv[1:]):
+    c = r["config"]
+    if r["status"] != "finished" or c["method"] != "lnl":
+        continue
+    last, picked = (select_epoch(r["epochs"], rule) for rule in ("last", "val_unbiased"))
+    key = (c["color_var"], c["lambda"], c["mu"], c["mu_schedule"], c["epochs"])
+    rows[key][c["seed"]] = (last["val_unbiased/acc"], picked["val_unbiased/acc"], last["test/acc"], picked["test/acc"])
 
 print("| σ² | λ | μ | μ schedule | epochs | seeds | best val (objective) | final val | test `last`, seeds 0 / 1 / 2 "
       "| test `last` mean ± std | test at pick | paper | Δ `last` / Δ pick |")
