@@ -11,11 +11,12 @@ data; a run found in two folders (a copy) counts once. Read-only; prints Markdow
 """
 import csv
 import statistics as st
+from pathlib import Path
 
 from lnl.report.load import from_folders
 from lnl.report.tables import select_epoch
 
-ROOT = "reports/paper_reproduction"
+ROOT = Path(__file__).resolve().parent  # reports/paper_reproduction
 # (row label, method, settings every run of the row has, folders under ROOT whose records/ hold them)
 ROWS = (
     ("Baseline (100 epochs)", "baseline", {"epochs": 100}, ("lnl40", "baseline100")),
@@ -25,7 +26,7 @@ ROWS = (
     ("LNL λ 0.01, μ 0.1 (40 epochs)", "lnl", {"epochs": 40, "lambda": 0.01, "mu": 0.1}, ("lnl40",)),
 )
 PAPER = {(r["method"], round(float(r["color_var"]), 3)): float(r["test_acc"])
-         for r in csv.DictReader(open("lnl/resources/paper_colored_mnist.csv"))}
+         for r in csv.DictReader(open(ROOT.parents[1] / "lnl" / "resources" / "paper_colored_mnist.csv"))}
 LEVELS = sorted({cv for _, cv in PAPER})
 
 
@@ -50,11 +51,16 @@ def cell(values: list, paper: float | None) -> str:
     return f"{st.mean(values):.3f}{spread}{diff}" + (f" n={len(values)}" if len(values) != 3 else "")
 
 
-print("| system | rule | " + " | ".join(f"σ²={cv:.3f}" for cv in LEVELS) + " |")
-print("|---|---|" + "---:|" * len(LEVELS))
-for label, method, settings, folders in ROWS:
-    runs = runs_of(method, settings, folders)
-    for k, rule in enumerate(("`last`", "`val_unbiased` pick")):
-        cells = [cell([v[k] for v in runs.get(cv, {}).values()], PAPER.get((method, cv))) for cv in LEVELS]
-        print(f"| {label if k == 0 else ''} | {rule} | " + " | ".join(cells) + " |")
-    print("| | paper | " + " | ".join(f"{PAPER[(method, cv)]:.4f}" for cv in LEVELS) + " |")
+def main() -> None:
+    print("| system | rule | " + " | ".join(f"σ²={cv:.3f}" for cv in LEVELS) + " |")
+    print("|---|---|" + "---:|" * len(LEVELS))
+    for label, method, settings, folders in ROWS:
+        runs = runs_of(method, settings, folders)
+        for k, rule in enumerate(("`last`", "`val_unbiased` pick")):
+            cells = [cell([v[k] for v in runs.get(cv, {}).values()], PAPER.get((method, cv))) for cv in LEVELS]
+            print(f"| {label if k == 0 else ''} | {rule} | " + " | ".join(cells) + " |")
+        print("| | paper | " + " | ".join(f"{PAPER[(method, cv)]:.4f}" for cv in LEVELS) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -250,6 +250,22 @@ PYSEL
   *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --bias-ignore | --color-bounds | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
+# The tables across folders (the four systems side by side; each against the paper at equal Baseline
+# accuracy), rebuilt from the records; NOTES.md shows each between <!-- NAME.md --> markers.
+"$PY" "$OUT/headline_table.py" > "$OUT/headline_table.md"
+"$PY" "$OUT/iso_baseline.py" --figure "$OUT/iso_baseline.png" > "$OUT/iso_baseline.md"
+"$PY" - "$OUT" <<'PYEOF'
+import re, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+notes = out / "NOTES.md"
+text = notes.read_text(encoding="utf-8")
+for name in ("headline_table.md", "iso_baseline.md"):
+    table = (out / name).read_text(encoding="utf-8").strip()
+    text = re.sub(rf"(<!-- {re.escape(name)} -->\n).*?(\n<!-- /{re.escape(name)} -->)",
+                  lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
+notes.write_text(text, encoding="utf-8")
+PYEOF
 "$PY" -m lnl.commands.report --runs "$OUT/official_short/records" --out "$OUT" \
     --notes "$OUT/NOTES.md" --calibration "$OUT/calibration/records" \
     --title "Reproduction of the paper's Colored MNIST comparison (Kim et al., CVPR 2019, Fig. 4)"
