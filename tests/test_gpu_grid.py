@@ -91,3 +91,23 @@ def test_blind_eye_alpha_chains_and_the_only_filter(gpu_grid, tmp_path, monkeypa
     listed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
     assert listed == ["lnl40-cv0.045-s1", "lnl40-cv0.045-s2", "blind-eye-a0.3-cv0.05-s0", "blind-eye-a0.3-cv0.05-s1",
                       "blind-eye-a0.3-cv0.05-s2"]
+
+
+def test_palette_fig9_chains_name_the_committed_cpu_runs(gpu_grid, tmp_path):
+    """Each chain trains its own Baseline on the figure-9 palette, starts LNL from it and trains Gray on the same
+    data; the CPU runs of the fifteenth session (0.035, seed 0) are the ones the chain would skip."""
+    shared = ["--runs-dir", str(tmp_path), "--resume", "--device", "cpu"]
+    chains = gpu_grid.chains("palette-fig9")
+    assert len(chains) == 21 and len({name for name, _ in chains}) == 21
+    ids = set()
+    for name, commands in chains:
+        baseline, lnl, gray = (parse_args([*argv, *shared]) for argv in commands)
+        assert (baseline.method, lnl.method, gray.method) == ("baseline", "lnl", "gray")
+        assert {c.palette for c in (baseline, lnl, gray)} == {"reports/paper_reproduction/palette_fig9/palette.csv"}
+        assert (lnl.epochs, lnl.lr_step_epochs, baseline.epochs, gray.epochs) == (40, 30, 100, 100)
+        assert lnl.init_config().default_run_id() == baseline.default_run_id()
+        level, seed = name.removeprefix("palette-fig9-cv").split("-s")
+        assert (float(level), int(seed)) == (baseline.color_var, baseline.seed)
+        ids |= {baseline.default_run_id(), lnl.default_run_id()}
+    assert {"baseline-cv0.035-s0-0c3ee6c5d3", "lnl-cv0.035-s0-18fd517840"} <= ids
+    assert {"baseline-cv0.035-s0-0c3ee6c5d3", "lnl-cv0.035-s0-18fd517840"} <= _committed_run_ids("palette_fig9")

@@ -26,6 +26,10 @@ Chains (σ² as in the paper, seeds 0 1 2):
 * ``blind-eye-a0.3``: BlindEye with α 0.3 (the recipe ``official``'s validation choice, NOTES item 20), 20
   epochs (step at 15) from the 100-epoch baselines, at every level and seed (but 0.020 seed 0, which
   ``blind_eye_alpha100/`` had first).
+* ``palette-fig9-cv<σ²>-s<seed>``: NOTES item 24's palette (digit 9's mean read off the paper's figure) at
+  every level and seed: a 100-epoch Baseline on those data, lnl40's 40 LNL epochs from it, then Gray (run
+  from the repository root: the palette is named by its relative path, part of each run's id). Copy the
+  runs into ``palette_fig9/records``.
 
 ``--only GLOB ...`` keeps the chains whose name matches one of the globs (e.g. ``'lnl40-cv0.045-s[12]'``).
 
@@ -87,6 +91,16 @@ def chains(kind: str) -> list[tuple[str, list[list[str]]]]:
             ["--method", "blind_eye", "--alpha", "0.3", *official, "--precision", "auto", "--epochs", "20",
              "--lr-step-epochs", "15", "--color-var", cv, "--seed", str(s)]])
             for s in SEEDS for cv in ALL_LEVELS if (cv, s) != ("0.02", 0)]  # blind_eye_alpha100/ has that one
+    if kind == "palette-fig9":
+        # NOTES item 24: digit 9's mean read off the paper's figure; new data, so each chain trains its own
+        # 100-epoch Baseline, then lnl40's 40 LNL epochs from it, then Gray on the same data
+        palette = ["--palette", "reports/paper_reproduction/palette_fig9/palette.csv"]
+        common = [*official, "--precision", "auto", *palette]
+        return [(f"palette-fig9-cv{cv}-s{s}", [
+            ["--method", "baseline", *common, "--color-var", cv, "--seed", str(s)],
+            ["--method", "lnl", *common, "--epochs", "40", "--lr-step-epochs", "30", "--color-var", cv, "--seed", str(s)],
+            ["--method", "gray", *common, "--color-var", cv, "--seed", str(s)],
+        ]) for s in SEEDS for cv in ALL_LEVELS]
     if kind.startswith("sweep:"):
         from lnl.search import grid_runs  # imports Optuna: only this kind needs it
         from lnl.sweep_config import load_sweep
