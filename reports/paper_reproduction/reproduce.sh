@@ -40,7 +40,8 @@
 #                                                                  # Baseline / Gray per color_bounds x
 #                                                                  # color_noise cell; sweep:<yaml>, every point
 #                                                                  # of a grid sweep YAML such as
-#                                                                  # lnl_search_gpu/space.yaml; blind-eye-a0.3);
+#                                                                  # lnl_search_gpu/space.yaml; blind-eye-a0.3;
+#                                                                  # palette-fig9, NOTES item 24);
 #                                                                  # ONLY keeps the chains whose name matches a
 #                                                                  # glob. Copy the finished runs into the
 #                                                                  # folder of their recipe (lnl40/,
@@ -151,7 +152,7 @@ case "$MODE" in
     mkdir -p "$G"
     # every committed run of these recipes, so that finished runs are skipped and unfinished ones resume
     # (cp -n never overwrites); the bf16 100-epoch baselines at 0.020 start the official-bf16 chains
-    for d in "$OUT"/{lnl40,baseline100,official,color_bounds,blind_eye_alpha100,lnl_search_gpu}/records/*; do
+    for d in "$OUT"/{lnl40,baseline100,official,color_bounds,blind_eye_alpha100,lnl_search_gpu,palette_fig9}/records/*; do
       cp -rn "$d" "$G/"
     done
     "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
