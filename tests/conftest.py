@@ -21,6 +21,19 @@ TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 
         "batch_size": 100, "optimizer": "adam", "lr": 0.003}
 
 
+PAPER_REPRODUCTION = REPO / "reports" / "paper_reproduction"
+
+
+def report_script(name: str):
+    """A script of reports/paper_reproduction/ imported as a module (they are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, PAPER_REPRODUCTION / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_grad_close(actual, expected, rel=1e-4, floor=5e-5, msg=""):
     """||actual - expected|| <= rel * ||expected|| + floor: gradients are long fp32 sums (batch x positions)
     whose rounding depends on the summation order, which changes with the thread count (one thread: 1.6e-4

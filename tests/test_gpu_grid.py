@@ -2,23 +2,18 @@
 runs, so a GPU session continues the grid (finished runs skipped, unfinished ones resumed)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from conftest import REPO
+from conftest import PAPER_REPRODUCTION as FOLDER
+from conftest import report_script
 from lnl.config import parse_args
-
-FOLDER = REPO / "reports" / "paper_reproduction"
 
 
 @pytest.fixture(scope="module")
 def gpu_grid():
-    spec = importlib.util.spec_from_file_location("gpu_grid", FOLDER / "gpu_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return report_script("gpu_grid")
 
 
 def _committed_run_ids(*folders: str) -> set[str]:

@@ -2,23 +2,17 @@
 LNL trails the paper at equal Baseline accuracy while BlindEye (α 0.1) and Gray lie on the paper's curves."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
 
-from conftest import REPO
-
-FOLDER = REPO / "reports" / "paper_reproduction"
+from conftest import report_script
 
 
 @pytest.fixture(scope="module")
 def iso():
-    spec = importlib.util.spec_from_file_location("iso_baseline", FOLDER / "iso_baseline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("headline_table", None)
+    yield report_script("iso_baseline")
+    sys.modules.pop("headline_table", None)  # iso_baseline imports it by putting its folder on sys.path
 
 
 def test_the_paper_curve_is_interpolated_between_its_own_points(iso):
