@@ -26,7 +26,7 @@ def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[s
     pretrained baseline copied next to the runs that start from it, two overlapping folders)
     counts once: the most complete copy wins (``finished`` first, then the most epochs, then the
     latest ``updated_at``, then the first path), and a warning names both copies when their
-    final metrics disagree, since then one of them is not the run the other is.
+    final metrics disagree (a stale partial copy, or a hand-edited one).
     """
     warn = warn or (lambda text: print(text, file=sys.stderr))
     by_id: dict[str, dict[str, Any]] = {}
