@@ -11,7 +11,7 @@ at any one σ² of the paper's. The rows' runs are headline_table.py's (fixed by
 selection `last`. Read-only; prints Markdown and, with ``--figure PATH``, draws both curves. From the
 repository root:
 
-    .venv/bin/python reports/paper_reproduction/iso_baseline.py --figure reports/paper_reproduction/figures/iso_baseline.png \\
+    .venv/bin/python reports/paper_reproduction/iso_baseline.py --figure reports/paper_reproduction/iso_baseline.png \\
         > reports/paper_reproduction/iso_baseline.md
 """
 import argparse
@@ -37,8 +37,8 @@ def paper_at(method: str, baseline_acc: float) -> tuple[float, bool]:
 
 def table() -> list[tuple]:
     """(row label, method, σ², our Baseline mean, our system mean, n, the paper's system there, extrapolated)."""
-    baseline = {cv: st.mean(v[0] for v in seeds.values())
-                for cv, seeds in runs_of("baseline", *next((s, f) for _, m, s, f in ROWS if m == "baseline")).items()}
+    _, _, settings, folders = next(row for row in ROWS if row[1] == "baseline")
+    baseline = {cv: st.mean(v[0] for v in seeds.values()) for cv, seeds in runs_of("baseline", settings, folders).items()}
     out = []
     for label, method, settings, folders in ROWS:
         if method == "baseline":
