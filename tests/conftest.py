@@ -25,10 +25,11 @@ PAPER_REPRODUCTION = REPO / "reports" / "paper_reproduction"
 
 
 def report_script(name: str):
-    """A script of reports/paper_reproduction/ imported as a module (they are not a package)."""
+    """A script of reports/paper_reproduction/ imported as a module (they are not a package); ``name`` is its
+    path there without ``.py``, e.g. ``iso_baseline`` or ``palette_fig9/test_colors``."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, PAPER_REPRODUCTION / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(Path(name).name, PAPER_REPRODUCTION / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
