@@ -46,3 +46,13 @@ def test_likelihood_excludes_the_digits_own_mean(tc):
     drop = (tc.log_likelihood(at_means, labels, palette, 0.001, other_only=False)
             - tc.log_likelihood(at_means, labels, palette, 0.001, other_only=True))
     assert 3 < drop < 8
+
+
+def test_compare_pairs_each_figure_run_with_the_default_palettes_same_seed():
+    compare = report_script("palette_fig9/compare")
+    rows = [r.split(" | ") for r in compare.seed_rows()[2:]]
+    lnl = [r for r in rows if "LNL" in r[2]]
+    assert lnl and all(r[3] != "—" for r in lnl)                    # every figure run has its default twin
+    levels = [r.split(" | ") for r in compare.level_rows()[2:]]
+    by_palette = {(r[0].strip("| "), r[2]): float(r[6]) for r in levels}  # Δ at equal Baseline
+    assert by_palette[("0.035", "digit 9 from the figure")] > by_palette[("0.035", "default")]
