@@ -54,5 +54,6 @@ def test_compare_pairs_each_figure_run_with_the_default_palettes_same_seed():
     lnl = [r for r in rows if "LNL" in r[2]]
     assert lnl and all(r[3] != "—" for r in lnl)                    # every figure run has its default twin
     levels = [r.split(" | ") for r in compare.level_rows()[2:]]
-    by_palette = {(r[0].strip("| "), r[2]): float(r[6]) for r in levels}  # Δ at equal Baseline
-    assert by_palette[("0.035", "digit 9 from the figure")] > by_palette[("0.035", "default")]
+    gap = {(r[0].strip("| "), r[1], r[3]): float(r[7]) for r in levels}  # Δ at equal Baseline
+    lnl = "LNL λ 0.01, μ 0.1 (40 epochs)"
+    assert gap[("0.035", lnl, "digit 9 from the figure")] > gap[("0.035", lnl, "default")]

@@ -3,8 +3,8 @@
 For every (σ², seed) with a finished run in ``palette_fig9/records``: the same system on the default palette
 (the headline's runs: ``lnl40/`` and ``baseline100/``, fixed by folder and settings as in
 ``headline_table.py``) and on the figure's 9, at the `last` epoch (LNL also at its `val_unbiased` pick),
-next to the paper. Then, per σ², the means over the seeds both palettes have, and LNL against the paper at
-equal Baseline accuracy (``iso_baseline.paper_at``) on each palette's own Baseline. Read-only; from the
+next to the paper. Then, per σ², the means over the seeds both palettes have, and Gray and LNL against the paper
+at equal Baseline accuracy (``iso_baseline.paper_at``) on each palette's own Baseline. Read-only; from the
 repository root:
 
     .venv/bin/python reports/paper_reproduction/palette_fig9/compare.py > reports/paper_reproduction/palette_fig9/compare.md
@@ -53,22 +53,24 @@ def seed_rows() -> list[str]:
 
 
 def level_rows() -> list[str]:
-    base_default, base_fig9 = both("baseline", {"epochs": 100}, ("lnl40", "baseline100"))
-    lnl_default, lnl_fig9 = both("lnl", {"epochs": 40, "lambda": 0.01, "mu": 0.1}, ("lnl40",))
-    lines = ["| σ² | seeds | palette | Baseline | LNL (`last`) | paper's LNL at that Baseline | Δ at equal Baseline "
-             "| Δ at equal σ² |", "|---:|---|---|---:|---:|---:|---:|---:|"]
-    for cv in sorted(lnl_fig9):
-        seeds = sorted(set(lnl_fig9[cv]) & set(base_fig9.get(cv, {})) & set(lnl_default.get(cv, {}))
-                       & set(base_default.get(cv, {})))
-        if not seeds:
-            continue
-        for name, base, lnl in (("default", base_default, lnl_default), ("digit 9 from the figure", base_fig9, lnl_fig9)):
-            b = st.mean(base[cv][s][0] for s in seeds)
-            m = st.mean(lnl[cv][s][0] for s in seeds)
-            paper, extrap = paper_at("lnl", b)
-            lines.append(f"| {cv:.3f} | {' '.join(map(str, seeds))} | {name} | {b:.4f} | {m:.4f} | "
-                         f"{paper:.4f}{' (extrap.)' if extrap else ''} | {m - paper:+.4f} | "
-                         f"{m - PAPER[('lnl', cv)]:+.4f} |")
+    base_default, base_fig9 = both(*SYSTEMS[0][1:])
+    lines = ["| σ² | system | seeds | palette | Baseline | system (`last`) | paper's system at that Baseline "
+             "| Δ at equal Baseline | Δ at equal σ² |", "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    for label, method, settings, folders in SYSTEMS[1:]:
+        sys_default, sys_fig9 = both(method, settings, folders)
+        for cv in sorted(sys_fig9):
+            seeds = sorted(set(sys_fig9[cv]) & set(base_fig9.get(cv, {})) & set(sys_default.get(cv, {}))
+                           & set(base_default.get(cv, {})))
+            for name, base, ours in (("default", base_default, sys_default),
+                                     ("digit 9 from the figure", base_fig9, sys_fig9)):
+                if not seeds:
+                    continue
+                b = st.mean(base[cv][s][0] for s in seeds)
+                m = st.mean(ours[cv][s][0] for s in seeds)
+                paper, extrap = paper_at(method, b)
+                lines.append(f"| {cv:.3f} | {label} | {' '.join(map(str, seeds))} | {name} | {b:.4f} | {m:.4f} | "
+                             f"{paper:.4f}{' (extrap.)' if extrap else ''} | {m - paper:+.4f} | "
+                             f"{m - PAPER[(method, cv)]:+.4f} |")
     return lines
 
 
