@@ -122,3 +122,28 @@ def test_wandb_run_names_the_run_it_started_from(tiny_config, tmp_path, monkeypa
     logged = read_run(next(Path(record["wandb"]["dir"]).glob("run-*.wandb")))
     assert logged["config"]["init_run"] == record["init"]["from_run"]
     assert logged["config"]["init_from"] == "baseline"
+
+
+def test_datastore_reader_stops_before_a_record_still_being_written(tmp_path):
+    """The helper reads files W&B's service is still writing: a record cut short is left for the next read,
+    never parsed (a parse of half a record failed a fresh-clone `make test` once)."""
+    import struct
+    import zlib
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from wandb_log import records
+
+    def framed(record) -> bytes:
+        body = record.SerializeToString()
+        return struct.pack("<IHB", zlib.crc32(body), len(body), 1) + body  # one FULL record
+
+    first, second = pb.Record(), pb.Record()
+    first.history.item.add(key="epoch", value_json="1")
+    second.history.item.add(key="epoch", value_json="2")
+    whole = b":W&B" + struct.pack("<HB", 0xBEE1, 0) + framed(first) + framed(second)
+    path = tmp_path / "run-x.wandb"
+    path.write_bytes(whole)
+    assert [r.history.item[0].value_json for r in records(path)] == ["1", "2"]
+    path.write_bytes(whole[:-3])  # the second record's last bytes not written yet
+    assert [r.history.item[0].value_json for r in records(path)] == ["1"]

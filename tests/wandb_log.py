@@ -32,6 +32,8 @@ def records(path: str | Path) -> list[Any]:
         if length == 0 and kind == 0:
             pos += left_in_block  # zero padding to the end of the block
             continue
+        if pos + 7 + length > len(data):
+            break  # a record the service is still writing: read_run reads the file again
         chunk = data[pos + 7:pos + 7 + length]
         pos += 7 + length
         pending = chunk if kind in (1, 2) else pending + chunk
@@ -58,7 +60,8 @@ def read_run(path: str | Path, wait_s: float = 30.0) -> dict[str, Any]:
     """{'config': {...}, 'history': [{...}, ...], 'summary': {...}, 'run': RunRecord} of one offline run.
 
     W&B's service process writes the file asynchronously; wait (up to ``wait_s``)
-    until it holds the run's final ``exit`` record.
+    until it holds the run's final ``exit`` record (``records`` stops before a
+    record not yet written whole, so a read mid-write is never a parse error).
     """
     deadline = time.monotonic() + wait_s
     found = records(path)
