@@ -61,10 +61,10 @@ def level_rows() -> list[str]:
         for cv in sorted(sys_fig9):
             seeds = sorted(set(sys_fig9[cv]) & set(base_fig9.get(cv, {})) & set(sys_default.get(cv, {}))
                            & set(base_default.get(cv, {})))
+            if not seeds:  # no seed with all four runs: nothing to compare at this level yet
+                continue
             for name, base, ours in (("default", base_default, sys_default),
                                      ("digit 9 from the figure", base_fig9, sys_fig9)):
-                if not seeds:
-                    continue
                 b = st.mean(base[cv][s][0] for s in seeds)
                 m = st.mean(ours[cv][s][0] for s in seeds)
                 paper, extrap = paper_at(method, b)
