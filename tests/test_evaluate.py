@@ -65,3 +65,23 @@ def test_a_run_trained_on_another_device_is_scored_on_this_one(finished_baseline
     gpu_record = {**record, "config": {**record["config"], "device": "cuda"}}
     assert overridden_config(gpu_record, {}).device == "auto"
     assert overridden_config(gpu_record, {"device": "cpu"}).device == "cpu"
+
+
+def test_test_predictions_break_the_accuracy_down_by_drawn_color(finished_baseline):
+    """test_predictions: the same network's test predictions, labels and drawn palette means; its accuracy
+    is the one lnl-evaluate prints, and the color ids are the data's own."""
+    import numpy as np
+
+    from lnl.commands.evaluate import evaluate_run, overridden_config, run_data, test_predictions
+
+    record, cache = read_record(finished_baseline), {}
+    cfg = overridden_config(record, {})
+    pred, y, color = test_predictions(finished_baseline, cfg, record, cache)
+    raw, _ = run_data(cfg, cache)
+    assert len(pred) == len(y) == len(color) == cfg.test_size
+    assert np.array_equal(color, raw.color("test")[: cfg.test_size]) and set(np.unique(color)) <= set(range(10))
+    assert np.mean(pred == y) == pytest.approx(evaluate_run(finished_baseline, cfg, record, ["test"], cache)["test"])
+    assert len(cache) == 1  # the data were loaded once for both
+    # a baseline reads color: on digits drawn in their own class's color it does better than on the rest
+    own = color == y
+    assert np.mean(pred[own] == y[own]) > np.mean(pred[~own] == y[~own]) + 0.05

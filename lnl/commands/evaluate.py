@@ -52,21 +52,42 @@ def overridden_config(record: dict[str, Any], overrides: dict[str, str]) -> Conf
     return Config.from_dict(overrides, base=base).validate()
 
 
-def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: list[str],
-                 data_cache: dict[str, Any]) -> dict[str, float]:
-    """Accuracy on each of ``splits`` of the run's final network on ``cfg``'s data (loaded once per
-    distinct data configuration and input kind, through ``data_cache``)."""
+def run_data(cfg: Config, data_cache: dict[str, Any]) -> tuple[Any, Any]:
+    """``cfg``'s data for its method's input kind, as arrays and on the device: loaded once per distinct
+    data configuration and input kind, through ``data_cache``."""
     from lnl.data.tensors import DeviceData
-    from lnl.engine import evaluate, load_data, resolve_device
+    from lnl.engine import load_data, resolve_device
     from lnl.methods import METHODS
-    device = resolve_device(cfg.device)
     gray = METHODS.get(cfg.method).input_kind == "gray"
     key = json.dumps([{k: getattr(cfg, k) for k in DATA_KEYS}, gray], sort_keys=True, default=str)
     if key not in data_cache:
-        data_cache[key] = DeviceData(load_data(cfg), device, gray=gray, test_size=cfg.test_size,
-                                     val_eval_size=cfg.val_eval_size)
-    model, autocast = final_network(run_dir, cfg, record, device)
-    return {s: evaluate(model, data_cache[key], s, autocast, bias_head=False)["acc"] for s in splits}
+        raw = load_data(cfg)
+        data_cache[key] = (raw, DeviceData(raw, resolve_device(cfg.device), gray=gray, test_size=cfg.test_size,
+                                           val_eval_size=cfg.val_eval_size))
+    return data_cache[key]
+
+
+def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: list[str],
+                 data_cache: dict[str, Any]) -> dict[str, float]:
+    """Accuracy on each of ``splits`` of the run's final network on ``cfg``'s data (see :func:`run_data`)."""
+    from lnl.engine import evaluate
+    _, data = run_data(cfg, data_cache)
+    model, autocast = final_network(run_dir, cfg, record, data.device)
+    return {s: evaluate(model, data, s, autocast, bias_head=False)["acc"] for s in splits}
+
+
+def test_predictions(run_dir: Path, cfg: Config, record: dict[str, Any],
+                     data_cache: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """The run's final network on ``cfg``'s unbiased test split: its predictions, the labels and the palette
+    mean each test digit's color was drawn around (0-9; -1 under a draw without one), as NumPy arrays."""
+    import numpy as np
+
+    from lnl.engine import evaluate
+    raw, data = run_data(cfg, data_cache)
+    model, autocast = final_network(run_dir, cfg, record, data.device)
+    pred = evaluate(model, data, "test", autocast, bias_head=False)["pred"]
+    n = len(pred)
+    return pred, np.asarray(raw.y("test")[:n]), np.asarray(raw.color("test")[:n]).astype(np.int64)
 
 
 def final_network(run_dir: Path, cfg: Config, record: dict[str, Any], device: Any) -> tuple[Any, Any]:

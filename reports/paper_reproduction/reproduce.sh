@@ -66,7 +66,8 @@
 #                                                                  # (baseline100, lnl40, long_lnl,
 #                                                                  # official_short) scored again under each
 #                                                                  # unbiased-color draw (lnl-evaluate), into
-#                                                                  # test_draw/<draw>.csv
+#                                                                  # test_draw/<draw>.csv; lnl40's networks
+#                                                                  # per drawn color into by_color.csv
 #   bash reports/paper_reproduction/reproduce.sh --blind-eye     # BlindEye, official_short, sigma^2 = 0.020: alpha
 #                                                                  # chosen on validation (seed 0, final-epoch
 #                                                                  # val_unbiased/acc) among ALPHAS (0.01 0.1), then
@@ -207,7 +208,9 @@ case "$MODE" in
     done
     for draw in palette other_palette uniform_rgb; do
       "$PY" -m lnl.commands.evaluate "${RUNS[@]}" --set unbiased_colors=$draw --out "$OUT/test_draw/$draw.csv"
-    done ;;
+    done
+    # the headline's networks per drawn palette mean (test_draw/by_color.csv), for the re-weighted draws
+    "$PY" "$OUT/test_draw/reweight.py" --score > /dev/null ;;
   --blind-eye)
     SEL="$OUT/blind_eye_alpha/records"
     mkdir -p "$SEL"
@@ -269,17 +272,19 @@ PYSEL
      exit 2 ;;
 esac
 # The tables across folders (the four systems side by side; each against the paper at equal Baseline
-# accuracy; the two palettes for digit 9), rebuilt from the records; NOTES.md shows each between <!-- NAME.md --> markers.
+# accuracy; the two palettes for digit 9; dark-leaning test draws, from test_draw/by_color.csv), rebuilt from the
+# records; NOTES.md shows each between <!-- NAME.md --> markers.
 "$PY" "$OUT/headline_table.py" > "$OUT/headline_table.md"
 "$PY" "$OUT/iso_baseline.py" --figure "$OUT/iso_baseline.png" > "$OUT/iso_baseline.md"
 "$PY" "$OUT/palette_fig9/compare.py" > "$OUT/palette_fig9/compare.md"
+"$PY" "$OUT/test_draw/reweight.py" > /dev/null  # writes test_draw/reweight.md
 "$PY" - "$OUT" <<'PYEOF'
 import re, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 notes = out / "NOTES.md"
 text = notes.read_text(encoding="utf-8")
-for name in ("headline_table.md", "iso_baseline.md", "palette_fig9/compare.md"):
+for name in ("headline_table.md", "iso_baseline.md", "palette_fig9/compare.md", "test_draw/reweight.md"):
     table = (out / name).read_text(encoding="utf-8").strip()
     text = re.sub(rf"(<!-- {re.escape(name)} -->\n).*?(\n<!-- /{re.escape(name)} -->)",
                   lambda m: m.group(1) + table + m.group(2), text, flags=re.S)

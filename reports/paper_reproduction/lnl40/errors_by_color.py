@@ -13,28 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
-from lnl.commands.evaluate import final_network, overridden_config
+from lnl.commands.evaluate import overridden_config, test_predictions
 from lnl.config import ConfigError, parse_pairs
-from lnl.data.tensors import DeviceData
-from lnl.engine import evaluate, load_data, resolve_device
 from lnl.records import read_record
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("runs", nargs="+", type=Path)
 parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE")
 args = parser.parse_args()
+data_cache: dict = {}
 for folder in args.runs:
     record = read_record(folder)
     try:
         cfg = overridden_config(record, parse_pairs(args.set, "--set"))
     except ConfigError as err:
         sys.exit(f"error: {err}")
-    device = resolve_device(cfg.device)
-    raw = load_data(cfg)
-    data = DeviceData(raw, device, gray=False, test_size=cfg.test_size, val_eval_size=cfg.val_eval_size)
-    model, autocast = final_network(folder, cfg, record, device)
-    pred = evaluate(model, data, "test", autocast, bias_head=False)["pred"]
-    y, color = raw.y("test")[: len(pred)], raw.color("test")[: len(pred)].astype(np.int64)
+    pred, y, color = test_predictions(folder, cfg, record, data_cache)
     print(f"{record['run_id']}: test accuracy {np.mean(pred == y):.4f}")
     print("  color id  digits  accuracy  predicted as the color's own class (label differs)")
     for c in range(10):
