@@ -67,16 +67,16 @@ def test_a_run_trained_on_another_device_is_scored_on_this_one(finished_baseline
     assert overridden_config(gpu_record, {"device": "cpu"}).device == "cpu"
 
 
-def test_test_predictions_break_the_accuracy_down_by_drawn_color(finished_baseline):
-    """test_predictions: the same network's test predictions, labels and drawn palette means; its accuracy
+def test_predictions_on_test_break_the_accuracy_down_by_drawn_color(finished_baseline):
+    """predictions_on_test: the same network's test predictions, labels and drawn palette means; its accuracy
     is the one lnl-evaluate prints, and the color ids are the data's own."""
     import numpy as np
 
-    from lnl.commands.evaluate import evaluate_run, overridden_config, run_data, test_predictions
+    from lnl.commands.evaluate import evaluate_run, overridden_config, predictions_on_test, run_data
 
     record, cache = read_record(finished_baseline), {}
     cfg = overridden_config(record, {})
-    pred, y, color = test_predictions(finished_baseline, cfg, record, cache)
+    pred, y, color = predictions_on_test(finished_baseline, cfg, record, cache)
     raw, _ = run_data(cfg, cache)
     assert len(pred) == len(y) == len(color) == cfg.test_size
     assert np.array_equal(color, raw.color("test")[: cfg.test_size]) and set(np.unique(color)) <= set(range(10))

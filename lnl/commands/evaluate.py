@@ -76,7 +76,7 @@ def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: lis
     return {s: evaluate(model, data, s, autocast, bias_head=False)["acc"] for s in splits}
 
 
-def test_predictions(run_dir: Path, cfg: Config, record: dict[str, Any],
+def predictions_on_test(run_dir: Path, cfg: Config, record: dict[str, Any],
                      data_cache: dict[str, Any]) -> tuple[Any, Any, Any]:
     """The run's final network on ``cfg``'s unbiased test split: its predictions, the labels and the palette
     mean each test digit's color was drawn around (0-9; -1 under a draw without one), as NumPy arrays."""

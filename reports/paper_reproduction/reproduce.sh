@@ -25,6 +25,11 @@
 #                                                                  # own folder, the baselines copied in);
 #                                                                  # DIR=blind_eye_alpha100 METHOD=blind_eye
 #                                                                  # ALPHA=0.01 (0.1, 0.3): the alpha check
+#   bash reports/paper_reproduction/reproduce.sh --lnl40-fp32    # lnl40's recipe in fp32 (the issue's
+#                                                                  # precision) from the fp32 100-epoch
+#                                                                  # baselines of official/ (0.020; other
+#                                                                  # LEVELS train theirs first), into
+#                                                                  # lnl40_fp32/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --official-bf16  # the authors' whole protocol (100-epoch
 #                                                                  # baseline, 100 LNL epochs from it) in bf16,
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
@@ -159,6 +164,17 @@ case "$MODE" in
     "$PY" "$OUT/gpu_grid.py" --runs-dir "$G" --log-dir "$G/logs" --jobs "${JOBS:-16}" \
         --deadline-s "${DEADLINE:-3600}" --order ${ORDER:-official-fp32 official-bf16 lnl40 gray} \
         ${ONLY:+--only $ONLY} ;;
+  --lnl40-fp32)
+    D="$OUT/lnl40_fp32/records"
+    mkdir -p "$D"
+    for b in "$OUT"/official/records/baseline-*; do cp -rn "$b" "$D/"; done  # the fp32 baselines (H200, item 15)
+    for cv in ${LEVELS:-0.02}; do
+      for seed in ${SEEDS:-0 1 2}; do
+        "$PY" -m lnl.commands.train --method lnl --recipe official --precision fp32 --epochs 40 --lr-step-epochs 30 \
+            --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --bias-ignore)
     D="$OUT/bias_ignore/records"
     mkdir -p "$D"
@@ -268,7 +284,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gpu | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --lnl40-fp32 | --gpu | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 # The tables across folders (the four systems side by side; each against the paper at equal Baseline
@@ -317,6 +333,7 @@ page blind_eye_alpha100 'blind_eye-*' \
 page lnl_search_gpu 'lnl-*' \
     "LNL: lambda x mu x mu schedule at sigma^2 = 0.035 from the 100-epoch baselines (20 epochs, step at 15, 3 seeds; H200)"
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
+page lnl40_fp32 'lnl-*' "LNL: lnl40's recipe in fp32 from the fp32 100-epoch baselines (H200), sigma^2 = 0.020 (this CPU)"
 page bias_ignore 'lnl-*' \
     "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
 page palette_fig9 'lnl-*' \

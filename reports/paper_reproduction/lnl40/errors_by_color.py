@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lnl.commands.evaluate import overridden_config, test_predictions
+from lnl.commands.evaluate import overridden_config, predictions_on_test
 from lnl.config import ConfigError, parse_pairs
 from lnl.records import read_record
 
@@ -28,7 +28,7 @@ for folder in args.runs:
         cfg = overridden_config(record, parse_pairs(args.set, "--set"))
     except ConfigError as err:
         sys.exit(f"error: {err}")
-    pred, y, color = test_predictions(folder, cfg, record, data_cache)
+    pred, y, color = predictions_on_test(folder, cfg, record, data_cache)
     print(f"{record['run_id']}: test accuracy {np.mean(pred == y):.4f}")
     print("  color id  digits  accuracy  predicted as the color's own class (label differs)")
     for c in range(10):

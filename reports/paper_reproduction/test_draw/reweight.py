@@ -56,7 +56,7 @@ P9 = (0.1, 0.2, 0.3, 0.5)
 def score(runs_dir: Path = RUNS, threads: int | None = None) -> str:
     """Per finished run and palette mean: how many test digits were drawn around it, how many the final
     network gets right. CSV text, rows sorted by run id. ``threads``: torch threads (default: torch's)."""
-    from lnl.commands.evaluate import overridden_config, test_predictions
+    from lnl.commands.evaluate import overridden_config, predictions_on_test
     from lnl.records import FINAL_CHECKPOINT, read_record
     from lnl.workers import apply_share
 
@@ -71,7 +71,7 @@ def score(runs_dir: Path = RUNS, threads: int | None = None) -> str:
         if record is None or record.get("status") != "finished" or not (folder / FINAL_CHECKPOINT).is_file():
             continue
         cfg = overridden_config(record, {})
-        pred, y, color = test_predictions(folder, cfg, record, data_cache)
+        pred, y, color = predictions_on_test(folder, cfg, record, data_cache)
         print(f"{record['run_id']}: {np.mean(pred == y):.4f} (record {record['final']['test/acc']:.4f})",
               file=sys.stderr, flush=True)
         for c in range(10):
