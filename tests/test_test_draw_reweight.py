@@ -65,3 +65,18 @@ def test_committed_scores_reproduce_the_records(rw):
     p = rw.calibrated_p9(base, rw.PAPER[("baseline", 0.02)])
     assert 0.35 < p < 0.45
     assert np.mean(rw.scored(acc, "lnl", 0.02, rw.p9_weights(p))) < rw.PAPER[("lnl", 0.02)] - 0.1
+
+
+def test_precision_comparison_reads_both_folders():
+    """lnl40_fp32/compare.py (NOTES item 26): the committed bf16 headline runs and fp32 baselines of σ² 0.020,
+    seed by seed."""
+    cmp = report_script("lnl40_fp32/compare")
+    bf16 = cmp.runs(cmp.FOLDERS["bf16"])
+    assert {s for (m, s) in bf16 if m == "lnl"} == {0, 1, 2} and {s for (m, s) in bf16 if m == "baseline"} == {0, 1, 2}
+    assert cmp.at(bf16[("lnl", 0)], 40) == pytest.approx(0.846, abs=0.0005)
+    assert cmp.at(bf16[("lnl", 0)], 41) is None
+    fp32 = cmp.runs(cmp.FOLDERS["fp32"])
+    assert fp32[("baseline", 1)]["env"]["precision"] == "fp32"
+    text = cmp.main()
+    assert "| 0 | bf16 | 0.4969 | 0.7072 | 0.8375 | 0.8418 | 0.8460 | 0.8470 (ep. 33) |" in text
+    assert "bf16: LNL `last` 0.840 ± 0.008 over 3 finished seed(s)" in text
