@@ -59,7 +59,7 @@ def test_only_data_keys_may_change_and_unfinished_runs_are_refused(finished_base
 
 def test_a_run_trained_on_another_device_is_scored_on_this_one(finished_baseline):
     """Records of GPU runs say device 'cuda'; scoring them on a CPU-only machine must still work."""
-    from lnl.commands.evaluate import overridden_config
+    from lnl.rescore import overridden_config
 
     record = read_record(finished_baseline)
     gpu_record = {**record, "config": {**record["config"], "device": "cuda"}}
@@ -72,7 +72,7 @@ def test_predictions_on_test_break_the_accuracy_down_by_drawn_color(finished_bas
     is the one lnl-evaluate prints, and the color ids are the data's own."""
     import numpy as np
 
-    from lnl.commands.evaluate import evaluate_run, overridden_config, predictions_on_test, run_data
+    from lnl.rescore import evaluate_run, overridden_config, predictions_on_test, run_data
 
     record, cache = read_record(finished_baseline), {}
     cfg = overridden_config(record, {})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lnl.commands.evaluate import overridden_config, predictions_on_test
+from lnl.rescore import overridden_config, predictions_on_test
 from lnl.config import ConfigError, parse_pairs
 from lnl.records import read_record
 
