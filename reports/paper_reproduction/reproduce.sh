@@ -288,19 +288,21 @@ PYSEL
      exit 2 ;;
 esac
 # The tables across folders (the four systems side by side; each against the paper at equal Baseline
-# accuracy; the two palettes for digit 9; dark-leaning test draws, from test_draw/by_color.csv), rebuilt from the
+# accuracy; the two palettes for digit 9; dark-leaning test draws, from test_draw/by_color.csv; bf16 vs fp32), rebuilt from the
 # records; NOTES.md shows each between <!-- NAME.md --> markers.
 "$PY" "$OUT/headline_table.py" > "$OUT/headline_table.md"
 "$PY" "$OUT/iso_baseline.py" --figure "$OUT/iso_baseline.png" > "$OUT/iso_baseline.md"
 "$PY" "$OUT/palette_fig9/compare.py" > "$OUT/palette_fig9/compare.md"
 "$PY" "$OUT/test_draw/reweight.py" > /dev/null  # writes test_draw/reweight.md
+"$PY" "$OUT/lnl40_fp32/compare.py" > "$OUT/lnl40_fp32/compare.md"
 "$PY" - "$OUT" <<'PYEOF'
 import re, sys
 from pathlib import Path
 out = Path(sys.argv[1])
 notes = out / "NOTES.md"
 text = notes.read_text(encoding="utf-8")
-for name in ("headline_table.md", "iso_baseline.md", "palette_fig9/compare.md", "test_draw/reweight.md"):
+for name in ("headline_table.md", "iso_baseline.md", "palette_fig9/compare.md", "test_draw/reweight.md",
+             "lnl40_fp32/compare.md"):
     table = (out / name).read_text(encoding="utf-8").strip()
     text = re.sub(rf"(<!-- {re.escape(name)} -->\n).*?(\n<!-- /{re.escape(name)} -->)",
                   lambda m: m.group(1) + table + m.group(2), text, flags=re.S)
