@@ -53,7 +53,7 @@ def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: lis
 
 
 def predictions_on_test(run_dir: Path, cfg: Config, record: dict[str, Any],
-                     data_cache: dict[str, Any]) -> tuple[Any, Any, Any]:
+                        data_cache: dict[str, Any]) -> tuple[Any, Any, Any]:
     """The run's final network on ``cfg``'s unbiased test split: its predictions, the labels and the palette
     mean each test digit's color was drawn around (0-9; -1 under a draw without one), as NumPy arrays."""
     import numpy as np

@@ -56,12 +56,11 @@ P9 = (0.1, 0.2, 0.3, 0.5)
 def score(runs_dir: Path = RUNS, threads: int | None = None) -> str:
     """Per finished run and palette mean: how many test digits were drawn around it, how many the final
     network gets right. CSV text, rows sorted by run id. ``threads``: torch threads (default: torch's)."""
-    from lnl.rescore import overridden_config, predictions_on_test
     from lnl.records import FINAL_CHECKPOINT, read_record
+    from lnl.rescore import overridden_config, predictions_on_test
     from lnl.workers import apply_share
 
     apply_share(threads)
-
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(FIELDS)
