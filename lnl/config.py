@@ -160,6 +160,11 @@ class Config:
     width: float = _f(1.0, "channel multiplier of f and g (1.0: the paper's 32/64 channels)")
     g_depth: int = _f(2, "number of 3x3 convolutions in g (2 in the paper)")
     head_width: int = _f(32, "hidden channels of each bias head (32 in the paper)")
+    head_bn_init: str = _f("ones", "initial scale (gamma) of the bias heads' batch norm: 'ones' (PyTorch's "
+                                   "default since 1.0) or 'uniform', gamma ~ U(0, 1), the default of the "
+                                   "PyTorch 0.3/0.4 the authors' code ran on (their own init covers f and g "
+                                   "only, pytorch/pytorch#12325)",
+                           choices=("ones", "uniform"))
 
     # --- execution --------------------------------------------------------------------
     device: str = _f("auto", "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'", identity=False)
@@ -370,8 +375,8 @@ _NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr",
                   "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "mu_schedule",
                   "alpha", "warmup_epochs", "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group",
                   "job_type", "study", "trial", "tags",
-                  # labels only h reads: a pretrained baseline's f and g do not depend on them
-                  "bias_ignore"}
+                  # what only h reads or is: a pretrained baseline's f and g do not depend on them
+                  "bias_ignore", "head_bn_init"}
 
 
 # ---------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def cpu_kernels_status(cfg: Config, device: torch.device) -> str:
 
 def prepare_model(cfg: Config, device: torch.device) -> LNLNet:
     """The network of ``cfg`` on ``device``, in the memory format and with the kernels ``cfg`` asks for."""
-    model = build_model(cfg.arch, cfg.width, cfg.g_depth, cfg.head_width).to(device)
+    model = build_model(cfg.arch, cfg.width, cfg.g_depth, cfg.head_width, cfg.head_bn_init).to(device)
     if cfg.channels_last:
         # f's input batch norm stays NCHW (see models.FeatureExtractor); the rest goes channels-last.
         for part in (model.f.conv1, model.f.conv2, model.g, model.h):

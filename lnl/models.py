@@ -169,6 +169,7 @@ class ArchSpec:
     width: float = 1.0
     g_depth: int = 2
     head_width: int = 32
+    head_bn_init: str = "ones"
 
 
 def _paper(spec: ArchSpec, batch_norm: bool) -> LNLNet:
@@ -178,7 +179,14 @@ def _paper(spec: ArchSpec, batch_norm: bool) -> LNLNet:
     g = LabelClassifier(c1, c2, depth=spec.g_depth, batch_norm=batch_norm)
     init_official(f)
     init_official(g)  # the authors initialize f and g; h keeps PyTorch's default init
-    return LNLNet(f, g, BiasPredictor(c1, spec.head_width))
+    h = BiasPredictor(c1, spec.head_width)
+    if spec.head_bn_init == "uniform":
+        # PyTorch <= 0.4 drew a batch norm's gamma from U(0, 1) (ones since 1.0, pytorch/pytorch#12325);
+        # the authors' h, left to the default init, started that way.
+        nn.init.uniform_(h.bn.weight, 0.0, 1.0)
+    elif spec.head_bn_init != "ones":
+        raise ValueError(f"unknown head_bn_init {spec.head_bn_init!r}")
+    return LNLNet(f, g, h)
 
 
 @ARCHS.register("paper")
@@ -193,5 +201,6 @@ def paper_bn(spec: ArchSpec) -> LNLNet:
     return _paper(spec, batch_norm=True)
 
 
-def build_model(arch: str, width: float = 1.0, g_depth: int = 2, head_width: int = 32) -> LNLNet:
-    return ARCHS.get(arch)(ArchSpec(width, g_depth, head_width))
+def build_model(arch: str, width: float = 1.0, g_depth: int = 2, head_width: int = 32,
+                head_bn_init: str = "ones") -> LNLNet:
+    return ARCHS.get(arch)(ArchSpec(width, g_depth, head_width, head_bn_init))

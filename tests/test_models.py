@@ -44,6 +44,30 @@ def test_paper_network_matches_the_official_layer_list():
     assert n_params == official_f_g + official_h
 
 
+def test_head_bn_init_uniform_is_pytorch04s_gamma_and_leaves_f_g_alone():
+    torch.manual_seed(3)
+    ones = build_model("paper")
+    torch.manual_seed(3)
+    uniform = build_model("paper", head_bn_init="uniform")
+    assert torch.equal(ones.h.bn.weight, torch.ones(96))
+    gamma = uniform.h.bn.weight.detach()
+    assert gamma.shape == (96,) and 0.0 <= gamma.min() and gamma.max() < 1.0
+    assert 0.35 < gamma.mean() < 0.65 and 0.2 < gamma.std() < 0.38  # U(0, 1): mean 0.5, std 0.289
+    assert torch.equal(uniform.h.bn.bias, torch.zeros(96))
+    # f and g are built (and drawn) first, so the same seed gives the same f and g either way
+    for a, b in zip([*ones.f.parameters(), *ones.g.parameters()], [*uniform.f.parameters(), *uniform.g.parameters()]):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="head_bn_init"):
+        build_model("paper", head_bn_init="zeros")
+
+
+def test_head_bn_init_shares_the_pretrained_baseline_and_names_its_own_run():
+    base = dict(method="lnl", init_from="baseline", recipe="official", color_var=0.035, seed=0)
+    ones, uniform = Config.from_dict(base), Config.from_dict({**base, "head_bn_init": "uniform"})
+    assert uniform.init_config().default_run_id() == ones.init_config().default_run_id()
+    assert uniform.default_run_id() != ones.default_run_id()
+
+
 @pytest.mark.parametrize("mu", [0.1, 1.0, 3.5])
 def test_gradient_reversal_sends_minus_mu_times_the_gradient(mu):
     x = torch.randn(5, 7, requires_grad=True)

@@ -54,6 +54,12 @@
 #                                                                  # runs: color_bounds/; BlindEye alpha 0.3:
 #                                                                  # blind_eye_alpha100/; grids: their folder's
 #                                                                  # records/) with cp -rn
+#   bash reports/paper_reproduction/reproduce.sh --head-bn-uniform  # lnl40's recipe with the bias heads'
+#                                                                  # batch-norm gamma ~ U(0, 1), PyTorch 0.4's
+#                                                                  # default init the authors' h had, from the
+#                                                                  # committed 100-epoch baselines, into
+#                                                                  # head_bn_uniform/records; LEVELS (0.035),
+#                                                                  # SEEDS (0)
 #   bash reports/paper_reproduction/reproduce.sh --bias-ignore   # lnl40's recipe with --bias-ignore background
 #                                                                  # (h keeps foreground channels the jitter
 #                                                                  # clipped to 0), from the committed 100-epoch
@@ -175,6 +181,17 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
+  --head-bn-uniform)
+    D="$OUT/head_bn_uniform/records"
+    mkdir -p "$D"
+    for cv in ${LEVELS:-0.035}; do
+      for seed in ${SEEDS:-0}; do
+        for b in "$OUT"/lnl40/records/baseline-cv$(printf '%.3f' "$cv")-s$seed-*; do cp -rn "$b" "$D/"; done
+        "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 40 --lr-step-epochs 30 \
+            --head-bn-init uniform --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --bias-ignore)
     D="$OUT/bias_ignore/records"
     mkdir -p "$D"
@@ -284,7 +301,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --lnl40-fp32 | --gpu | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --lnl40-fp32 | --gpu | --head-bn-uniform | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 # The tables across folders (the four systems side by side; each against the paper at equal Baseline
@@ -336,6 +353,8 @@ page lnl_search_gpu 'lnl-*' \
     "LNL: lambda x mu x mu schedule at sigma^2 = 0.035 from the 100-epoch baselines (20 epochs, step at 15, 3 seeds; H200)"
 page lnl40 'lnl-*' "LNL: 40 epochs (step at 30) from the authors' 100-epoch baseline (bf16), every level (0.025-0.045 on an H200)"
 page lnl40_fp32 'lnl-*' "LNL: lnl40's recipe in fp32 from the fp32 100-epoch baselines (H200), sigma^2 = 0.020 (this CPU)"
+page head_bn_uniform 'lnl-*' \
+    "LNL: lnl40's recipe with the bias heads' batch-norm gamma drawn from U(0, 1), the PyTorch 0.4 default the authors' h started with"
 page bias_ignore 'lnl-*' \
     "LNL: lnl40's recipe with --bias-ignore background (h keeps the foreground channels the jitter clipped to 0)"
 page palette_fig9 'lnl-*' \
