@@ -80,3 +80,7 @@ def test_precision_comparison_reads_both_folders():
     text = cmp.main()
     assert "| 0 | bf16 | 0.4969 | 0.7072 | 0.8375 | 0.8418 | 0.8460 | 0.8470 (ep. 33) |" in text
     assert "bf16: LNL `last` 0.840 ± 0.008 over 3 finished seed(s)" in text
+    # the recipe official itself: seed 0's 100 LNL epochs in bf16, read at the authors' epoch 90
+    official = cmp.runs(cmp.OFFICIAL_FOLDERS["bf16"], 100)
+    assert official[("lnl", 0)]["config"]["lr_step_epochs"] == 40
+    assert "| 0 | bf16 | 0.4969 | 0.8408 | 0.8528 | 0.8498 | 0.8533 (ep. 93) |" in text
