@@ -109,6 +109,22 @@ OUT=reports/paper_reproduction
 MODE=${1:---report}
 SET=(wandb_mode=${WANDB_MODE_GRID:-disabled} ${THREADS:+threads=$THREADS})
 
+# lnl40's LNL recipe with one change (FLAG...), from the committed lnl40 100-epoch baselines of the same
+# (level, seed), copied (never moved or overwritten) into DIR/records; LEVELS (default DEFAULT_LEVELS), SEEDS (0).
+lnl40_variant() {  # DIR DEFAULT_LEVELS FLAG...
+  local D="$OUT/$1/records" levels=${LEVELS:-$2}
+  shift 2
+  mkdir -p "$D"
+  for cv in $levels; do
+    for seed in ${SEEDS:-0}; do
+      for b in "$OUT"/lnl40/records/baseline-cv$(printf '%.3f' "$cv")-s$seed-*; do cp -rn "$b" "$D/"; done
+      "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 40 --lr-step-epochs 30 \
+          "$@" --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
+          --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+    done
+  done
+}
+
 case "$MODE" in
   --calibration)
     "$PY" -m lnl.commands.run_sweep sweeps/calibration.yaml --runs-dir "$OUT/calibration/records" --set "${SET[@]}" ;;
@@ -181,28 +197,8 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
-  --head-bn-uniform)
-    D="$OUT/head_bn_uniform/records"
-    mkdir -p "$D"
-    for cv in ${LEVELS:-0.035}; do
-      for seed in ${SEEDS:-0}; do
-        for b in "$OUT"/lnl40/records/baseline-cv$(printf '%.3f' "$cv")-s$seed-*; do cp -rn "$b" "$D/"; done
-        "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 40 --lr-step-epochs 30 \
-            --head-bn-init uniform --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
-            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
-      done
-    done ;;
-  --bias-ignore)
-    D="$OUT/bias_ignore/records"
-    mkdir -p "$D"
-    for cv in ${LEVELS:-0.05 0.02}; do
-      for seed in ${SEEDS:-0}; do
-        for b in "$OUT"/lnl40/records/baseline-cv$(printf '%.3f' "$cv")-s$seed-*; do cp -rn "$b" "$D/"; done
-        "$PY" -m lnl.commands.train --method lnl --recipe official --precision auto --epochs 40 --lr-step-epochs 30 \
-            --bias-ignore background --color-var "$cv" --seed "$seed" --runs-dir "$D" --resume \
-            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
-      done
-    done ;;
+  --head-bn-uniform) lnl40_variant head_bn_uniform 0.035 --head-bn-init uniform ;;
+  --bias-ignore) lnl40_variant bias_ignore "0.05 0.02" --bias-ignore background ;;
   --color-bounds)
     # new data, so new baselines (trained on first use by the first run of each (level, seed), then shared)
     D="$OUT/color_bounds/records"

@@ -7,7 +7,8 @@ row: one seed, its Baseline's final test accuracy and LNL's test accuracy after 
 and at its ``val_unbiased`` pick, per precision. Unfinished fp32 runs show the epochs they have. A second
 table is the issue's σ² = 0.020 table of the recipe ``official`` itself (100 LNL epochs, ×0.1 at 40 and 80),
 per seed and precision (bf16: ``baseline100/``; fp32: ``official/``, H200 baselines): LNL at epoch 40, at
-the authors' epoch 90, at the last epoch and at the ``val_unbiased`` pick. Read-only; prints Markdown. From the repository root::
+the authors' epoch 90, at the last epoch and at the ``val_unbiased`` pick. Read-only; prints Markdown. From
+the repository root::
 
     .venv/bin/python reports/paper_reproduction/lnl40_fp32/compare.py > reports/paper_reproduction/lnl40_fp32/compare.md
 """
