@@ -35,6 +35,10 @@
 #                                                                  # into baseline100/records; SEEDS (0 1 2)
 #   bash reports/paper_reproduction/reproduce.sh --long-blind-eye  # the same 100-epoch phase for BlindEye, alpha
 #                                                                  # ALPHA (default 0.1, chosen by --blind-eye)
+#   bash reports/paper_reproduction/reproduce.sh --gray          # the headline's Gray row: Gray with the
+#                                                                  # authors' 100-epoch baseline schedule (bf16),
+#                                                                  # into baseline100/records; LEVELS (all 7),
+#                                                                  # SEEDS (0); ≈ 25–36 min each on a 2-core CPU
 #   bash reports/paper_reproduction/reproduce.sh --gpu           # on a GPU machine: the missing chains of
 #                                                                  # the grid side by side (gpu_grid.py; JOBS
 #                                                                  # processes, default 16, best under CUDA
@@ -175,6 +179,14 @@ case "$MODE" in
             --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
       done
     done ;;
+  --gray)
+    for cv in ${LEVELS:-0.02 0.025 0.03 0.035 0.04 0.045 0.05}; do
+      for seed in ${SEEDS:-0}; do
+        "$PY" -m lnl.commands.train --method gray --recipe official --precision auto \
+            --color-var "$cv" --seed "$seed" --runs-dir "$OUT/baseline100/records" --resume \
+            --wandb-mode "${WANDB_MODE_GRID:-disabled}" ${THREADS:+--threads $THREADS}
+      done
+    done ;;
   --gpu)
     G=${GPU_RUNS:-runs/gpu}
     mkdir -p "$G"
@@ -297,7 +309,7 @@ PYSEL
       done
     done ;;
   --report) ;;
-  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --lnl40-fp32 | --gpu | --head-bn-uniform | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
+  *) echo "usage: $0 [--report | --calibration | --calibration-official | --short | --official [LEVELS] | --long-lnl | --long-blind-eye | --baseline100 | --official-bf16 | --gray | --lnl40-fp32 | --gpu | --head-bn-uniform | --bias-ignore | --color-bounds | --palette-fig9 | --test-draw | --blind-eye | --lnl-search [DIR] | --lnl-search-seeds | --probe-levels LEVELS]" >&2
      exit 2 ;;
 esac
 # The tables across folders (the four systems side by side; each against the paper at equal Baseline
