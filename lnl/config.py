@@ -203,6 +203,10 @@ class Config:
     wandb_mode: str = _f("auto", "'auto': online when W&B credentials exist, else offline; "
                                  "'online', 'offline' or 'disabled' (WANDB_MODE also works)",
                          choices=("auto", "online", "offline", "disabled"), identity=False)
+    init_artifacts: bool = _f(True, "with --init-from: when this machine's store lacks the pretrained run, and "
+                                    "W&B is online, take its final checkpoint from the W&B Artifact another "
+                                    "machine logged (lnl-final-<run-id>) instead of training it here",
+                              identity=False)
     wandb_project: Optional[str] = _f(None, "W&B project (default: WANDB_PROJECT or 'lnl')", identity=False)
     wandb_entity: Optional[str] = _f(None, "W&B entity (default: WANDB_ENTITY or your default)",
                                      identity=False)

@@ -46,6 +46,7 @@ from lnl.data.tensors import DeviceData
 from lnl.losses import bias_correct
 from lnl.methods import METHODS, Method
 from lnl.models import LNLNet, build_model
+from lnl import artifacts, store
 from lnl.records import (CHECKPOINT, EPOCH_KEYS, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record,
                          write_bytes_atomic, write_json_atomic, write_text_atomic)
 
@@ -246,6 +247,9 @@ def pretrained_start(cfg: Config) -> dict[str, Any]:
     pre_dir = Path(pre.runs_dir) / pre_id
     with _file_lock(Path(pre.runs_dir) / f".{pre_id}.pretrain.lock"):  # not the run's own lock, which train() takes
         record = read_record(pre_dir)
+        if not (record and record.get("status") == "finished") and cfg.init_artifacts and \
+                artifacts.fetch_pretrained(pre, pre_id) is not None:
+            record = read_record(pre_dir)  # trained on another machine, logged to W&B
         if not (record and record.get("status") == "finished"):
             print(f"lnl: {cfg.method} starts from {pre_id} ({pre.method}, recipe {pre.recipe}); training it first",
                   flush=True)
@@ -254,11 +258,15 @@ def pretrained_start(cfg: Config) -> dict[str, Any]:
                 raise RuntimeError(f"pretraining run {pre_id} ended {result.status}: {result.reason}")
             record = read_record(pre_dir)
     saved = (record or {}).get("final_checkpoint") or {}
-    path = pre_dir / saved.get("file", FINAL_CHECKPOINT)
-    if not path.is_file() or _sha256(path) != saved.get("sha256"):
-        raise RuntimeError(f"pretraining run {pre_id} is finished but its final checkpoint {path} is missing or "
-                           "does not match the checksum in its record; move the run folder aside to retrain it")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    path = store.final_checkpoint_path(pre_dir, record or {})
+    if path is None and cfg.init_artifacts:
+        path = artifacts.fetch_pretrained(pre, pre_id)  # another machine's baseline, through W&B
+    if path is None:
+        raise RuntimeError(f"pretraining run {pre_id} is finished but its final checkpoint (SHA-256 "
+                           f"{str(saved.get('sha256'))[:12]}…) is neither in {pre_dir} nor in "
+                           f"{store.checkpoint_store(pre.runs_dir)}; move the run folder aside to retrain it")
+    state = store.load_checkpoint(path, saved["sha256"])
+    store.keep(path, saved["sha256"], pre.runs_dir)  # another run starts from it: the store keeps it, once
     return {"run_id": pre_id, "sha256": saved["sha256"], "state": state}
 
 
@@ -628,6 +636,8 @@ def finish(run: Run, status: str, reason: str | None) -> None:
             "optimizers": {k: o.state_dict() for k, o in run.method.optimizers.items()}})
         record["final_checkpoint"] = {"file": FINAL_CHECKPOINT, "sha256": digest}
     if run.tracker is not None:
+        if status == "finished" and hasattr(run.tracker, "log_checkpoint"):
+            run.tracker.log_checkpoint(record, run.run_dir / FINAL_CHECKPOINT)  # a W&B Artifact
         run.tracker.finish(record)
         record["wandb"] = run.tracker.info
     run.save_record()

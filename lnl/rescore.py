@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lnl.config import Config, ConfigError
-from lnl.records import FINAL_CHECKPOINT
+from lnl import store
 
 # The fields an override may change: what the data is and where it runs, never what was trained.
 DATA_KEYS = ("color_var", "palette", "strokes", "color_noise", "color_bounds", "unbiased_colors", "data_seed",
@@ -69,10 +69,12 @@ def predictions_on_test(run_dir: Path, cfg: Config, record: dict[str, Any],
 def final_network(run_dir: Path, cfg: Config, record: dict[str, Any], device: Any) -> tuple[Any, Any]:
     """The finished run's network (its ``final.pt``) built for ``cfg`` on ``device``, and the autocast of
     the precision the run trained in (its record), so a bf16 run is scored as it scored itself."""
-    import torch
-
     from lnl.engine import autocast_factory, prepare_model
     model = prepare_model(cfg, device)
-    state = torch.load(run_dir / FINAL_CHECKPOINT, map_location=device, weights_only=False)
+    path = store.final_checkpoint_path(run_dir, record)
+    if path is None:
+        raise store.CheckpointError(f"{run_dir}: no final checkpoint matching its record, beside it or in "
+                                    f"{store.checkpoint_store(run_dir.parent)}")
+    state = store.load_checkpoint(path, record["final_checkpoint"]["sha256"], map_location=device)
     model.load_state_dict(state["model"])
     return model, autocast_factory(device, (record.get("env") or {}).get("precision", "fp32"))

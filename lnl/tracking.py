@@ -123,6 +123,13 @@ class WandbTracker:
                   for split in ("train", "test")}
         self._safe(self.run.log, images, commit=False)
 
+    def log_checkpoint(self, record: dict[str, Any], checkpoint: Path) -> None:
+        """The finished run's final checkpoint and record as a W&B Artifact (:mod:`lnl.artifacts`)."""
+        from lnl.artifacts import artifact_name, log_final
+
+        self._safe(log_final, self.wandb, self.run, record, checkpoint)
+        self.info["artifact"] = artifact_name(record["run_id"])
+
     def finish(self, record: dict[str, Any]) -> None:
         final = record.get("final") or {}
         # Keys with a define_metric summary rule keep W&B's aggregate; the record's final dict

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from lnl.config import ConfigError, parse_pairs
-from lnl.records import FINAL_CHECKPOINT, read_record, write_text_atomic
+from lnl.records import read_record, write_text_atomic
+from lnl.store import checkpoint_store, final_checkpoint_path
 from lnl.rescore import DATA_KEYS, EXECUTION_KEYS, evaluate_run, overridden_config
 
 SPLITS = ("val_biased", "val_unbiased", "test")
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         jobs = []
         for folder in map(Path, args.runs):
             record = read_record(folder)
-            if record is None or record.get("status") != "finished" or not (folder / FINAL_CHECKPOINT).is_file():
-                print(f"error: {folder}: not a finished run with {FINAL_CHECKPOINT}", file=sys.stderr)
+            if record is None or record.get("status") != "finished" or final_checkpoint_path(folder, record) is None:
+                print(f"error: {folder}: not a finished run with its final checkpoint (beside the record or in "
+                      f"{checkpoint_store(folder.parent)})", file=sys.stderr)
                 return 1
             jobs.append((folder, record, overridden_config(record, overrides)))
     except ConfigError as err:
