@@ -641,8 +641,8 @@ def finish(run: Run, status: str, reason: str | None) -> None:
         run.tracker.finish(record)
         record["wandb"] = run.tracker.info
     run.save_record()
-    if status != "failed":
-        (run.run_dir / CHECKPOINT).unlink(missing_ok=True)  # only unfinished runs need their checkpoint
+    if status not in ("failed", "stopped"):  # a failed or stopped run resumes from its checkpoint
+        (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
         _checksum_path(run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     acc = record["final"].get("test/acc")
     acc_text = f"{acc:.4f}" if isinstance(acc, float) else "n/a"

@@ -1,0 +1,111 @@
+"""What ``lnl-run-sweep`` runs, in which order, and what it will cost.
+
+A sweep's grid points become :class:`~lnl.config.Config` objects; each has a deterministic run id, so the
+runs folder (the store) says which are finished. :func:`plan` orders what is left in two waves: first the
+pretrained runs that others start from (``init_from``; each once, however many runs share it), then the
+runs themselves, so that N workers never wait on one baseline that a single worker trains.
+:func:`estimate_s` prices a run from the finished records of the same method on the same kind of device.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lnl.config import Config
+from lnl.records import read_record
+from lnl.report.select import find
+
+DONE = ("finished", "diverged")
+
+
+@dataclass
+class Job:
+    cfg: Config
+    state: str            # the record's status, or "new"
+    epochs_done: int
+    dependency: bool      # a pretrained run that another run of the sweep starts from
+    recorded_as: str | None = None  # the id of the store's record, when it differs from the computed one
+
+    @property
+    def run_id(self) -> str:
+        return self.cfg.default_run_id()
+
+
+def _job(cfg: Config, by: dict[str, dict[str, Any]], dependency: bool = False) -> Job:
+    record = read_record(Path(cfg.runs_dir) / cfg.default_run_id()) or find(cfg, by) or {}
+    epochs = record.get("epochs") if isinstance(record.get("epochs"), list) else []
+    recorded = record.get("run_id")
+    return Job(cfg, str(record.get("status", "new")), len(epochs), dependency,
+               recorded if recorded and recorded != cfg.default_run_id() else None)
+
+
+def plan(configs: list[Config], by: dict[str, dict[str, Any]] | None = None) -> tuple[list[Job], list[Job]]:
+    """(every run of the sweep with its state, the jobs to run in order: unfinished dependencies first).
+    ``by``: the store's records (:func:`lnl.report.select.index`), to find runs recorded under another id."""
+    by = by or {}
+    jobs = [_job(cfg, by) for cfg in configs]
+    seen = {job.run_id for job in jobs}
+    deps: list[Job] = []
+    for job in jobs:
+        if job.cfg.init_from is None or job.state in DONE:
+            continue
+        pre = job.cfg.init_config()
+        if pre.default_run_id() not in seen:
+            seen.add(pre.default_run_id())
+            deps.append(_job(pre, by, dependency=True))
+    first = {job.run_id for job in jobs if any(
+        j.cfg.init_from and j.cfg.init_config().default_run_id() == job.run_id for j in jobs)}
+    ordered = [j for j in deps if j.state not in DONE] + \
+        [j for j in jobs if j.state not in DONE and j.run_id in first] + \
+        [j for j in jobs if j.state not in DONE and j.run_id not in first]
+    return jobs, ordered
+
+
+def _device_kind(cfg: Config) -> str:
+    if cfg.device != "auto":
+        return cfg.device.split(":")[0]
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def epoch_seconds(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """Median seconds per epoch (training plus evaluation) of finished full-data records, per (method, device
+    kind): what an epoch costs on the machines that trained the store."""
+    per: dict[tuple[str, str], list[float]] = {}
+    for rec in records:
+        cfg, timings = rec.get("config") or {}, rec.get("timings") or {}
+        if rec.get("status") != "finished" or cfg.get("train_size") or not timings.get("epoch_s"):
+            continue
+        kind = str((rec.get("env") or {}).get("device", "cpu")).split(":")[0]
+        seconds = [a + b for a, b in zip(timings["epoch_s"], timings.get("eval_s") or [0] * len(timings["epoch_s"]))]
+        per.setdefault((cfg.get("method"), kind), []).append(statistics.median(seconds))
+    return {key: statistics.median(values) for key, values in per.items()}
+
+
+def estimate_s(job: Job, per_epoch: dict[tuple[str, str], float]) -> float | None:
+    """Seconds left for ``job`` (its own epochs only; a dependency is priced as its own job), or None."""
+    seconds = per_epoch.get((job.cfg.method, _device_kind(job.cfg)))
+    return None if seconds is None else seconds * max(job.cfg.epochs - job.epochs_done, 0)
+
+
+def cost_line(todo: list[Job], per_epoch: dict[tuple[str, str], float], jobs: int) -> str:
+    """One line: the estimated cost of ``todo`` in hours (serial, and with ``jobs`` workers when > 1)."""
+    if not todo:
+        return "nothing to train"
+    known = [s for s in (estimate_s(j, per_epoch) for j in todo) if s is not None]
+    unknown = len(todo) - len(known)
+    if not known:
+        return f"no estimate: no finished record has timed {'these methods' if len(todo) > 1 else 'this method'} on this kind of device"
+    total_h = sum(known) / 3600
+    text = f"estimated {total_h:.1f} h of training for {len(known)} run(s)"
+    if jobs > 1:
+        text += f" (≈ {total_h / jobs:.1f} h wall with {jobs} workers if they scale; on a CPU they share its cores)"
+    if unknown:
+        text += f"; {unknown} run(s) of a method/device no finished record has timed"
+    return text + " (median epoch time of the finished records per method and device kind)"
