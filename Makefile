@@ -35,8 +35,11 @@ test: install
 benchmark: install
 	$(BIN)/lnl-benchmark
 
+# The headline table: train what the store lacks, then rebuild the front page (README, "Reproducing ...").
 reproduce: install
-	bash reports/paper_reproduction/reproduce.sh
+	$(BIN)/lnl-run-sweep sweeps/headline.yaml --runs-dir results
+	$(BIN)/lnl-report --headline sweeps/headline.yaml --studies sweeps/studies --runs results \
+	    --findings reports/paper_reproduction/findings.yaml --out reports/paper_reproduction
 
 clean:
 	rm -rf runs wandb reports/demo

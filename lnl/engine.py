@@ -393,9 +393,7 @@ def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
         return None
     expected = _checksum_path(path).read_text().strip() if _checksum_path(path).is_file() else None
     try:
-        if expected is not None and _sha256(path) != expected:
-            raise ValueError("checksum mismatch")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = store.load_checkpoint(path, expected)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: start over, loudly
         print(f"lnl: warning: checkpoint {path} is corrupt ({type(err).__name__}: {err}); "
               "the run starts over", file=sys.stderr, flush=True)

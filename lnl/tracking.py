@@ -221,7 +221,12 @@ def open_tracker(cfg: Any, run_id: str, record: dict[str, Any], resume_id: str |
             note = None if attempt == mode else f"W&B {mode} failed ({errors[-1]}); logged offline instead"
             if note:
                 print(f"lnl: {note}", file=sys.stderr)
-            return WandbTracker(run, attempt, note)
+            tracker = WandbTracker(run, attempt, note)
+            if attempt == "online" and record.get("init"):  # lineage: this run used that run's Artifact
+                from lnl.artifacts import artifact_name
+
+                tracker._safe(run.use_artifact, f"{artifact_name(record['init']['from_run'])}:latest")
+            return tracker
         except Exception as err:  # noqa: BLE001 - any W&B failure falls back
             errors.append(f"{type(err).__name__}: {err}"[:300])
     print(f"lnl: W&B could not start ({errors[-1]}); the run is recorded locally only", file=sys.stderr)

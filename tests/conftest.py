@@ -21,18 +21,13 @@ TINY = {"train_size": 2000, "test_size": 1000, "val_eval_size": 1000, "epochs": 
         "batch_size": 100, "optimizer": "adam", "lr": 0.003}
 
 
-PAPER_REPRODUCTION = REPO / "reports" / "paper_reproduction"
-
-
-def report_script(name: str):
-    """A script of reports/paper_reproduction/ imported as a module (they are not a package); ``name`` is its
-    path there without ``.py``, e.g. ``iso_baseline`` or ``palette_fig9/test_colors``."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(Path(name).name, PAPER_REPRODUCTION / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pretrain_recipe(tmp_path: Path, baseline_epochs: int = 2) -> str:
+    """A recipe YAML whose LNL runs start from a short SGD baseline (``init_from``), for pretrained-start tests."""
+    path = tmp_path / "protocol.yaml"
+    path.write_text("all: {optimizer: sgd, momentum: 0.9, lr_schedule: step, lr_step_epochs: 1, lr_gamma: 0.1}\n"
+                    f"baseline: {{epochs: {baseline_epochs}, lr: 0.01}}\n"
+                    "lnl: {lr: 0.001, lr_step_epochs: 40, init_from: baseline}\n")
+    return str(path)
 
 
 def assert_grad_close(actual, expected, rel=1e-4, floor=5e-5, msg=""):

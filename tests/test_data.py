@@ -270,7 +270,7 @@ def test_official_npy_refuses_code_in_the_pickle(tmp_path):
 
 # ---------------------------------------------------------------------------------------
 # the authors' data: binary flat-color strokes
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "official_samples.npz"
+SAMPLES = Path(__file__).resolve().parents[1] / "lnl" / "resources" / "official_samples.npz"
 # Copied from ../shared/reference/official_samples/samples.npz: 30 images decoded from the authors'
 # released mnist_10color_jitter_var_<var>.npy files (train rows 0-9 of two files, test rows 0-9 of one)
 # and the file's raw test_gray digits (see that folder's FINDINGS.md for how they were decoded).

@@ -85,3 +85,39 @@ def test_predictions_on_test_break_the_accuracy_down_by_drawn_color(finished_bas
     # a baseline reads color: on digits drawn in their own class's color it does better than on the rest
     own = color == y
     assert np.mean(pred[own] == y[own]) > np.mean(pred[~own] == y[~own]) + 0.05
+
+
+@pytest.mark.parametrize("planted", ["torch", "pickle", "altered"])
+def test_a_planted_checkpoint_runs_no_code_and_is_one_line(finished_baseline, tmp_path, capsys, planted):
+    """lnl-evaluate loads final.pt through lnl.store.load_checkpoint: the recorded digest first, then torch's
+    weights-only unpickler. A payload in torch's format or as a bare pickle never runs."""
+    import json
+    import pickle
+    import shutil
+
+    import torch
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.touch, ())
+
+    run = tmp_path / finished_baseline.name
+    shutil.copytree(finished_baseline, run)
+    if planted == "torch":
+        torch.save({"model": Payload()}, run / "final.pt")
+    elif planted == "pickle":
+        (run / "final.pt").write_bytes(pickle.dumps(Payload()))
+    else:
+        (run / "final.pt").write_bytes((run / "final.pt").read_bytes()[:-100])
+    if planted != "altered":  # the attacker also rewrites the record's digest: the unpickler still refuses
+        from lnl.store import sha256_file
+
+        record = json.loads((run / "record.json").read_text())
+        record["final_checkpoint"]["sha256"] = sha256_file(run / "final.pt")
+        (run / "record.json").write_text(json.dumps(record))
+    code = main([str(run)])
+    err = capsys.readouterr().err
+    assert not marker.exists()
+    assert code in (1, 2) and err.startswith("error:") and err.count("\n") == 1 and "weights_only=False" not in err

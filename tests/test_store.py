@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import lnl
+from conftest import pretrain_recipe
 from lnl import artifacts, store
 
 
@@ -19,16 +20,9 @@ def _record(result) -> dict:
     return json.loads((result.run_dir / "record.json").read_text())
 
 
-def _recipe(tmp_path: Path) -> str:
-    path = tmp_path / "protocol.yaml"
-    path.write_text("all: {optimizer: sgd, momentum: 0.9, lr_schedule: step, lr_step_epochs: 1, lr_gamma: 0.1}\n"
-                    "baseline: {epochs: 1, lr: 0.01}\n"
-                    "lnl: {lr: 0.001, init_from: baseline}\n")
-    return str(path)
-
-
 def test_init_from_resolves_the_baseline_from_the_store_by_digest(tiny_config, tmp_path):
-    make = lambda **kw: tiny_config(method="lnl", recipe=_recipe(tmp_path), optimizer="sgd", lr=0.001,  # noqa: E731
+    recipe = pretrain_recipe(tmp_path, baseline_epochs=1)
+    make = lambda **kw: tiny_config(method="lnl", recipe=recipe, optimizer="sgd", lr=0.001,  # noqa: E731
                                     init_from="baseline", **kw)
     first = lnl.train(make(**{"lambda": 0.01}))
     runs = tmp_path / "runs"

@@ -23,7 +23,7 @@ from lnl.config import parse_args
 from lnl.sweep_config import agent_command, check_sweep, for_condition, load_sweep, plain, render_args
 
 sweeps = pytest.importorskip("sweeps")
-SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
+SWEEP_FILES = sorted((REPO / "sweeps").rglob("*.yaml"))  # the studies under sweeps/studies/ too
 
 
 def engine_config(sweep: dict) -> dict:

@@ -14,7 +14,7 @@ import pytest
 import lnl
 from lnl.methods import METHODS
 from lnl.records import EPOCH_KEYS
-from conftest import REPO
+from conftest import REPO, pretrain_recipe
 
 PER_EPOCH_KEYS = {"epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "val_biased/acc",
                   "val_unbiased/acc", "test/acc", "throughput"}
@@ -116,16 +116,8 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
     assert "already finished" in again.stdout
 
 
-def _pretrain_recipe(tmp_path):
-    path = tmp_path / "protocol.yaml"
-    path.write_text("all: {optimizer: sgd, momentum: 0.9, lr_schedule: step, lr_step_epochs: 1, lr_gamma: 0.1}\n"
-                    "baseline: {epochs: 2, lr: 0.01}\n"
-                    "lnl: {lr: 0.001, lr_step_epochs: 40, init_from: baseline}\n")
-    return str(path)
-
-
 def test_lnl_starts_from_one_shared_pretrained_baseline(tiny_config, tmp_path):
-    recipe = _pretrain_recipe(tmp_path)
+    recipe = pretrain_recipe(tmp_path)
     make = lambda **kw: tiny_config(method="lnl", recipe=recipe, epochs=2, optimizer="sgd", lr=0.001,  # noqa: E731
                                     lr_schedule="step", lr_step_epochs=40, init_from="baseline", **kw)
     a, b = lnl.train(make(**{"lambda": 0.01})), lnl.train(make(**{"lambda": 0.5}))
@@ -155,7 +147,7 @@ def test_pretrained_weights_and_momentum_are_loaded_and_the_bias_heads_start_fre
 
     from lnl.engine import autocast_factory, load_pretrained, prepare_model, pretrained_start
 
-    cfg = tiny_config(method="lnl", recipe=_pretrain_recipe(tmp_path), optimizer="sgd", lr=0.001,
+    cfg = tiny_config(method="lnl", recipe=pretrain_recipe(tmp_path), optimizer="sgd", lr=0.001,
                       init_from="baseline").validate()
     start = pretrained_start(cfg)
     saved = start["state"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lnl.config import ConfigError, parse_pairs
 from lnl.records import read_record, write_text_atomic
-from lnl.store import checkpoint_store, final_checkpoint_path
+from lnl.store import CheckpointError, checkpoint_store, final_checkpoint_path
 from lnl.rescore import DATA_KEYS, EXECUTION_KEYS, evaluate_run, overridden_config
 
 SPLITS = ("val_biased", "val_unbiased", "test")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             if i == 0 or cfg.threads != jobs[i - 1][2].threads:  # the process's thread share, set once
                 apply_share(cfg.threads)
             acc = evaluate_run(folder, cfg, record, args.splits, data_cache)
-        except WorkerEnvError as err:
+        except (WorkerEnvError, CheckpointError) as err:  # a planted, altered or truncated checkpoint included
             print(f"error: {err}", file=sys.stderr)
             return 2
         row = {"run_id": record["run_id"], "method": cfg.method, "trained_color_var": record["config"]["color_var"],

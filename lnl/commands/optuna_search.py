@@ -21,7 +21,7 @@ import os
 import sys
 
 from lnl.config import ConfigError, parse_pairs
-from lnl.search import DEFAULT_STORAGE, SearchSpaceError, mask_url, open_storage
+from lnl.search import DEFAULT_STORAGE, SearchSpaceError, mask_argv, mask_url, open_storage
 from lnl.studies import Search, quiet_optuna
 from lnl.sweep_config import SweepError
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # W&B records the command line of every run; a storage URL's password must not travel with it.
     # args keeps the real URL; sys.argv (also what spawned workers inherit) gets the masked one.
-    sys.argv[:] = [mask_url(a) for a in sys.argv]
+    sys.argv[:] = mask_argv(sys.argv)
     if args.n_jobs < 1 or args.n_trials < 0 or args.seeds_per_trial < 1:
         print("error: --n-jobs and --seeds-per-trial must be >= 1 and --n-trials >= 0", file=sys.stderr)
         return 2

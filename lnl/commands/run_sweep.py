@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from lnl.config import Config, ConfigError, parse_pairs
+from lnl.config import ConfigError, parse_pairs
 from lnl.records import RECORD
 from lnl.report.load import from_folders
 from lnl.runner import DONE, cost_line, epoch_seconds, plan

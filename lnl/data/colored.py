@@ -7,7 +7,7 @@ around it (the jitter, see :data:`COLOR_NOISE`) on the [0, 1] scale and kept in
 * ``binary`` (default, as in the authors' released files): pixels whose MNIST
   gray value is > 128 get the image's one flat color, all others are exactly
   black. Checked pixel for pixel on 30 images decoded from those files
-  (``tests/fixtures/official_samples.npz``).
+  (``lnl/resources/official_samples.npz``).
 * ``graded``: ``gray x color`` (this package's first reading of the paper).
 
 * biased split (training, ``val_biased``): the mean color is the label's own;

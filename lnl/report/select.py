@@ -56,9 +56,14 @@ def find(cfg: Config, by: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     return by.get(cfg.default_run_id()) or by.get(selection_key(cfg))
 
 
+def pairs(records: list[dict[str, Any]], configs: list[Config]) -> list[tuple[Config, dict[str, Any] | None]]:
+    """Each of ``configs`` with its record in ``records`` (None where the store has none)."""
+    by = index(records)
+    return [(cfg, find(cfg, by)) for cfg in configs]
+
+
 def select(records: list[dict[str, Any]], configs: list[Config]) -> list[dict[str, Any]]:
     """The records of ``configs``' runs that the store holds, each once, in the sweep's order."""
-    by = index(records)
-    found = [find(cfg, by) for cfg in configs]
+    found = [record for _, record in pairs(records, configs)]
     seen: set[str] = set()
     return [r for r in found if r is not None and not (r["run_id"] in seen or seen.add(r["run_id"]))]

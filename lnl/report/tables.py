@@ -75,6 +75,10 @@ def configuration_key(config: dict[str, Any]) -> str:
     field's default (the rule lnl.config's run ids follow), so it groups with newer runs of the same
     configuration instead of splitting a method's seeds in two."""
     values = {k: v for k, v in config.items() if k not in _NOT_CONFIGURATION and v != _DEFAULTS.get(k, _MISSING)}
+    if config.get("init_from"):  # the recipe of the run it starts from (not an identity field: the run id
+        values["init_recipe"] = config.get("init_recipe") or config.get("recipe")  # hashes its start instead)
+    if str(values.get("palette", "")).endswith(".csv"):  # a palette file, typed absolute or relative
+        values["palette"] = "/".join(Path(values["palette"]).parts[-2:])
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -1,0 +1,85 @@
+"""The headline table: the paper's four systems per σ², ours as mean ± std over seeds (n) beside the paper.
+
+Rows come from the runs a sweep file selects (``sweeps/headline.yaml``), finished runs only, one value per
+seed under a selection rule (:func:`lnl.report.tables.select_epoch`): ``last``, the final epoch, which uses
+no unbiased data and is the headline's rule; ``val_unbiased``, each run's epoch of best unbiased validation
+accuracy, kept in the CSV for comparison.
+"""
+from __future__ import annotations
+
+import io
+import statistics as st
+from typing import Any
+
+from lnl.analysis.paper import LEVELS, paper
+from lnl.report.tables import select_epoch
+
+SYSTEMS = (("Baseline", "baseline"), ("BlindEye", "blind_eye"), ("Gray", "gray"), ("LNL", "lnl"))
+RULES = ("last", "val_unbiased")
+CSV_COLUMNS = ("system", "rule", "color_var", "mean", "std", "n", "paper", "diff")
+
+
+def seed_values(records: list[dict[str, Any]], rule: str) -> dict[tuple[str, float], dict[int, float]]:
+    """(method, σ²) -> seed -> unbiased test accuracy at the epoch ``rule`` selects, finished runs only."""
+    out: dict[tuple[str, float], dict[int, float]] = {}
+    for rec in records:
+        if rec.get("status") != "finished":
+            continue
+        cfg = rec["config"]
+        chosen = select_epoch(rec["epochs"], rule)
+        if chosen is not None and chosen.get("test/acc") is not None:
+            out.setdefault((cfg["method"], round(float(cfg["color_var"]), 3)), {})[int(cfg["seed"])] = \
+                float(chosen["test/acc"])
+    return out
+
+
+def rows(records: list[dict[str, Any]], systems=SYSTEMS, rules=RULES) -> list[dict[str, Any]]:
+    """One row per (system, rule, σ²): mean, std (None for n < 2), n, the paper's value and the difference."""
+    out = []
+    for rule in rules:
+        values = seed_values(records, rule)
+        for name, method in systems:
+            for cv in LEVELS:
+                seeds = list(values.get((method, cv), {}).values())
+                ref = paper().get((method, cv))
+                mean = st.mean(seeds) if seeds else None
+                out.append({"system": name, "rule": rule, "color_var": cv, "mean": mean,
+                            "std": st.stdev(seeds) if len(seeds) > 1 else None, "n": len(seeds), "paper": ref,
+                            "diff": None if mean is None or ref is None else mean - ref})
+    return out
+
+
+def to_csv(table: list[dict[str, Any]]) -> str:
+    """``headline.csv``: the columns of :data:`CSV_COLUMNS`, numbers to 4 places, empty where missing."""
+    def text(key: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if key == "color_var":
+            return f"{value:.3f}"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    buf = io.StringIO()
+    buf.write(",".join(CSV_COLUMNS) + "\n")
+    for row in table:
+        buf.write(",".join(text(k, row[k]) for k in CSV_COLUMNS) + "\n")
+    return buf.getvalue()
+
+
+def markdown(table: list[dict[str, Any]], rule: str = "last") -> str:
+    """Systems as rows (ours, the paper, the difference), σ² as columns, under one rule."""
+    def cell(row: dict[str, Any]) -> str:
+        if row["mean"] is None:
+            return "—"
+        spread = f" ± {row['std']:.3f}" if row["std"] is not None else ""
+        return f"{row['mean']:.3f}{spread} ({row['n']})"
+
+    lines = ["| system | | " + " | ".join(f"σ² {cv:.3f}" for cv in LEVELS) + " |",
+             "|---|---|" + "---:|" * len(LEVELS)]
+    for name, _ in SYSTEMS:
+        mine = {r["color_var"]: r for r in table if r["system"] == name and r["rule"] == rule}
+        lines.append(f"| **{name}** | ours | " + " | ".join(cell(mine[cv]) for cv in LEVELS) + " |")
+        lines.append("| | paper | " + " | ".join("—" if mine[cv]["paper"] is None else f"{mine[cv]['paper']:.3f}"
+                                                 for cv in LEVELS) + " |")
+        lines.append("| | Δ | " + " | ".join("—" if mine[cv]["diff"] is None else f"{mine[cv]['diff']:+.3f}"
+                                             for cv in LEVELS) + " |")
+    return "\n".join(lines) + "\n"

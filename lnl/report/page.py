@@ -1,0 +1,201 @@
+"""The reproduction's front page, rebuilt from sweep files and the results store (``lnl-report --headline``).
+
+``build_headline_page`` writes into ``out`` (``reports/paper_reproduction``):
+
+* ``README.md``: the verdict, the headline table (four systems x seven σ², ours as mean ± std (n) beside the
+  paper and the difference, selection rule named), the accuracy-vs-σ² figure and the equal-Baseline figure,
+  then the findings (``findings.yaml``: at most ten, each linking to its detail page), then the command
+  that reproduces the table and what it costs;
+* ``headline.csv`` (system, rule, color_var, mean, std, n, paper, diff);
+* ``figures/``: the two figures;
+* ``studies/<name>/``: one detail page per study sweep file (``sweeps/studies/*.yaml``), built by
+  :func:`lnl.report.build.build_report` over the runs the sweep selects, its question on top;
+* ``equal_baseline.md``, ``test_draw/reweight.md`` and ``palette_fig9/test_colors.md``: the analyses.
+
+README.md and headline.csv depend only on the sweep files, the store and ``findings.yaml`` (no dates, no
+paths of this machine), so a rebuild from the same inputs is byte-identical (a test holds it to that).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lnl.analysis import equal_baseline, figures, headline, study, test_colors, test_draw
+from lnl.report.select import pairs, select, sweep_configs
+from lnl.runner import epoch_seconds
+from lnl.sweep_config import load_sweep
+
+MAX_FINDINGS = 10
+MAX_LINES = 250
+
+
+class PageError(ValueError):
+    """The page's inputs are inconsistent (too many findings, a link to nothing, a page too long)."""
+
+
+def question(sweep_path: str | Path) -> str:
+    """A sweep file's opening comment (its question), without the ``#`` marks."""
+    lines = []
+    for line in Path(sweep_path).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(lines)
+
+
+def _cost(records: list[dict[str, Any]], configs: list[Any]) -> str:
+    """Hours the sweep's runs cost, per device kind, priced at the store's median epoch times."""
+    per_epoch = epoch_seconds(records)
+    parts = []
+    for kind, label in (("cpu", "a 2-core CPU (bf16)"), ("cuda", "an H200 (summed per run; 13–16 runs trained there side by side under CUDA MPS)")):
+        timed = [(per_epoch[(c.method, kind)], c) for c in configs if (c.method, kind) in per_epoch]
+        untimed = sorted({c.method for c in configs if (c.method, kind) not in per_epoch})
+        if timed:
+            hours = sum(s * c.epochs for s, c in timed) / 3600
+            parts.append(f"≈ {hours:.1f} h on {label}" + (f" without {', '.join(untimed)} (never timed there)"
+                                                          if untimed else ""))
+    return "; ".join(parts) if parts else "not timed yet"
+
+
+def _verdict(table: list[dict[str, Any]], iso: list[dict[str, Any]]) -> str:
+    """One sentence from the numbers: each system against the paper's curve at equal Baseline accuracy, and
+    LNL against the paper at equal σ²."""
+    def gaps(method: str) -> list[float]:
+        return [r["ours"] - r["paper_at_baseline"] for r in iso if r["method"] == method]
+
+    parts = []
+    if gaps("gray"):
+        parts.append(f"Gray lands within {max(map(abs, gaps('gray'))):.3f} of the paper's curve")
+    if gaps("blind_eye"):
+        parts.append(f"BlindEye {min(gaps('blind_eye')):+.3f} to {max(gaps('blind_eye')):+.3f} from it")
+    if gaps("lnl"):
+        parts.append(f"LNL {-max(gaps('lnl')):.3f}–{-min(gaps('lnl')):.3f} below it")
+    text = "On the authors' data and protocol, compared at equal Baseline accuracy, " + ", ".join(parts)
+    lnl = [r for r in table if r["system"] == "LNL" and r["rule"] == "last" and r["diff"] is not None]
+    below = [r["diff"] for r in lnl if r["diff"] < 0]
+    if below:
+        text += (f"; at equal σ², LNL is {-max(below):.3f}–{-min(below):.3f} below the paper at {len(below)} of "
+                 f"{len(lnl)} levels")
+    above = [r for r in lnl if r["diff"] >= 0]
+    if above:
+        text += " and above it at σ² " + ", ".join(f"{r['color_var']:.3f} ({r['diff']:+.3f})" for r in above)
+    return text + ": what is left is specific to LNL." if gaps("lnl") and max(gaps("lnl")) < 0 else text + "."
+
+
+def _findings(path: Path, out: Path) -> list[str]:
+    items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    if len(items) > MAX_FINDINGS:
+        raise PageError(f"{path}: {len(items)} findings; the page holds at most {MAX_FINDINGS}")
+    lines = []
+    for k, item in enumerate(items, 1):
+        for link in re.findall(r"\]\(([^)#]+)", item["text"]):
+            if not link.startswith("http") and not (out / link).exists():
+                raise PageError(f"{path}: finding {k} links to {link}, which {out} does not have")
+        lines.append(f"{k}. **{item['title']}** {item['text'].strip()}")
+    return lines
+
+
+def build_study_pages(studies: Path, records: list[dict[str, Any]], runs_dir: str, out: Path) -> list[str]:
+    """One detail page per study sweep file; returns their names."""
+    from lnl.report.build import build_report
+
+    names = []
+    for sweep in sorted(studies.glob("*.yaml")):
+        found = pairs(records, sweep_configs(sweep, runs_dir))
+        chosen = select(records, [cfg for cfg, _ in found])
+        if not chosen:
+            continue
+        notes = (f"**Question.** {question(sweep)}\n\n## The study's comparison\n\n"
+                 f"{study.markdown(load_sweep(sweep), found)}\nRuns: the grid of `{sweep.as_posix()}`, found in the "
+                 f"store by configuration (`lnl-run-sweep {sweep.as_posix()} --runs-dir {runs_dir}` trains any that "
+                 "are missing). The tables below are the generic report over the same runs.")
+        if sweep.stem == "palette_fig9":
+            notes += "\n\n### The decoded test colours against each palette\n\n" + test_colors.markdown()
+        build_report(chosen, out / "studies" / sweep.stem, title=load_sweep(sweep).get("description", sweep.stem),
+                     command=f"lnl-report --headline ... (study {sweep.stem})", samples=False, notes=notes,
+                     log=lambda _: None)
+        names.append(sweep.stem)
+    return names
+
+
+def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
+                        studies: str | Path | None = None, findings: str | Path | None = None) -> list[Path]:
+    """Write the front page and everything it links to into ``out``; returns the front page's files."""
+    out = Path(out)
+    chosen = select(records, sweep_configs(sweep_path, runs_dir))
+    table, iso = headline.rows(chosen), equal_baseline.table(chosen)
+    figures.accuracy_figure(table, out / "figures" / "accuracy_vs_color_var.png")
+    figures.equal_baseline(iso, out / "figures" / "equal_baseline.png")
+    (out / "equal_baseline.md").write_text("# At equal Baseline accuracy\n\n" + equal_baseline.__doc__.split("\n\n", 1)[1]
+                                           + "\n" + equal_baseline.markdown(iso), encoding="utf-8")
+    if test_draw.BY_COLOR.is_file():
+        (out / "test_draw").mkdir(parents=True, exist_ok=True)
+        (out / "test_draw" / "reweight.md").write_text(test_draw.report(test_draw.load(test_draw.BY_COLOR)),
+                                                       encoding="utf-8")
+    if studies:
+        build_study_pages(Path(studies), records, runs_dir, out)
+    readme, csv_text = front_page(sweep_path, records, runs_dir, out, studies, findings)
+    (out / "headline.csv").write_text(csv_text, encoding="utf-8")
+    (out / "README.md").write_text(readme, encoding="utf-8")
+    return [out / "README.md", out / "headline.csv"]
+
+
+def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
+               studies: str | Path | None = None, findings: str | Path | None = None) -> tuple[str, str]:
+    """The text of README.md and of headline.csv (nothing written; ``out`` is where the pages the findings
+    link to must already be, and the folder the page names in its command)."""
+    out = Path(out)
+    configs = sweep_configs(sweep_path, runs_dir)
+    chosen = select(records, configs)
+    table = headline.rows(chosen)
+    iso = equal_baseline.table(chosen)
+    finished = sum(r.get("status") == "finished" for r in chosen)
+    sweep = Path(sweep_path).as_posix()
+    lines = ["# Learning Not to Learn on Colored MNIST: the paper's table, reproduced", "",
+             f"**Verdict.** {_verdict(table, iso)}", "",
+             "Unbiased test accuracy (test digits in random palette colours), ours as mean ± std over seeds (n) "
+             "beside the paper (Kim et al., CVPR 2019, Fig. 4). Selection rule: `last`, the final epoch of each run "
+             "(no unbiased data chose anything); the `val_unbiased` pick is in [headline.csv](headline.csv).", "",
+             headline.markdown(table),
+             f"{finished} of {len(configs)} runs of [`{sweep}`](../../{sweep}) are finished; a missing cell "
+             "or n < 3 is a run still to train.", "",
+             "![accuracy against σ², ours solid, the paper dashed](figures/accuracy_vs_color_var.png)", "",
+             "![each system against the paper at equal Baseline accuracy](figures/equal_baseline.png)", "",
+             "Right: each system against its Baseline's accuracy, the measure of how biased the data are "
+             "([table](equal_baseline.md)). Our Baselines lie above the paper's at every σ², so our data are less "
+             "biased at equal σ²; compared where the Baselines are equally fooled, the systems can be read "
+             "against the paper without knowing how the authors mapped σ² onto colour.", ""]
+    if findings:
+        lines += ["## Findings", ""] + _findings(Path(findings), out) + [""]
+    lines += ["## Reproduce", "",
+              "```bash",
+              f"lnl-run-sweep {sweep} --runs-dir {runs_dir} --dry-run   # what is missing, and its cost",
+              f"lnl-run-sweep {sweep} --runs-dir {runs_dir}             # train it (resumable; --jobs, --device cuda)",
+              f"lnl-report --headline {sweep} --studies {Path(studies).as_posix() if studies else 'sweeps/studies'} "
+              f"--runs {runs_dir}" + (f" --findings {Path(findings).as_posix()}" if findings else "")
+              + f" --out {out.as_posix()}",
+              "```", "",
+              f"Cost of the whole table from nothing: {_cost(records, _with_dependencies(configs))}, at the median "
+              "epoch times of the store's records. Runs that start from a Baseline (LNL, BlindEye) reuse it.", "",
+              "Every run is one record in [`results/`](../../results) (its id is a hash of its configuration); the "
+              "21 Baseline checkpoints the other runs start from are kept in `results/_checkpoints/` by SHA-256. "
+              "The [lab log](NOTES.md) has every experiment in the order it was run.", ""]
+    text = "\n".join(lines)
+    if text.count("\n") + 1 > MAX_LINES:
+        raise PageError(f"the page has {text.count(chr(10)) + 1} lines; at most {MAX_LINES}")
+    return text, headline.to_csv(table)
+
+
+
+
+def _with_dependencies(configs: list[Any]) -> list[Any]:
+    """The configs and the pretrained runs they start from, each once."""
+    seen, out = set(), []
+    for cfg in configs + [c.init_config() for c in configs if c.init_from]:
+        if cfg.default_run_id() not in seen:
+            seen.add(cfg.default_run_id())
+            out.append(cfg)
+    return out

@@ -1,0 +1,102 @@
+"""lnl.analysis and lnl.report.select on small fixtures: the headline table's arithmetic, the paper's curve at
+equal Baseline accuracy, a study's comparison table, and runs selected by configuration."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from conftest import REPO
+from lnl.analysis import equal_baseline, figures, headline, study
+from lnl.analysis.paper import paper
+from lnl.config import Config
+from lnl.report.select import pairs, select, selection_key
+
+
+def _record(method: str, cv: float, seed: int, accs: list[float], status: str = "finished", **config) -> dict:
+    """A record whose test accuracy is ``accs`` per epoch and whose val_unbiased peaks at the second epoch."""
+    cfg = Config.from_dict({"method": method, "color_var": cv, "seed": seed, **config})
+    epochs = [{"epoch": k + 1, "test/acc": a, "val_unbiased/acc": 0.9 if k == 1 else 0.5, "val_biased/acc": 0.5}
+              for k, a in enumerate(accs)]
+    return {"run_id": cfg.default_run_id(), "status": status, "config": cfg.to_dict(), "epochs": epochs,
+            "identity": cfg.identity_hash()}
+
+
+def test_headline_rows_are_means_over_finished_seeds():
+    recs = [_record("lnl", 0.02, 0, [0.1, 0.8, 0.82]), _record("lnl", 0.02, 1, [0.1, 0.7, 0.86]),
+            _record("lnl", 0.02, 2, [0.1, 0.9, 0.99], status="failed"), _record("gray", 0.05, 0, [0.95])]
+    rows = {(r["system"], r["rule"], r["color_var"]): r for r in headline.rows(recs)}
+    last = rows[("LNL", "last", 0.02)]
+    assert last["n"] == 2 and last["mean"] == pytest.approx(0.84) and last["std"] == pytest.approx(0.0282843, rel=1e-4)
+    assert last["diff"] == pytest.approx(0.84 - paper()[("lnl", 0.02)])
+    assert rows[("LNL", "val_unbiased", 0.02)]["mean"] == pytest.approx(0.75)   # epoch 2 of each seed
+    assert rows[("Gray", "last", 0.05)]["std"] is None and rows[("Gray", "last", 0.05)]["n"] == 1
+    assert rows[("BlindEye", "last", 0.03)]["mean"] is None
+    csv_text = headline.to_csv(headline.rows(recs))
+    assert csv_text.splitlines()[0] == "system,rule,color_var,mean,std,n,paper,diff"
+    assert "LNL,last,0.020,0.8400,0.0283,2,0.8185,0.0215" in csv_text.splitlines()
+    assert "BlindEye,last,0.030,,,0,0.7883," in csv_text.splitlines()
+    table = headline.markdown(headline.rows(recs))
+    assert "| **LNL** | ours | 0.840 ± 0.028 (2) | — |" in table and "| **Gray** | ours | — |" in table
+
+
+def test_the_papers_curve_is_interpolated_between_its_own_points():
+    assert equal_baseline.paper_at("lnl", 0.4055) == (pytest.approx(0.8185), False)   # its σ² 0.020 point
+    assert equal_baseline.paper_at("lnl", 0.845) == (pytest.approx(0.9618), False)    # its σ² 0.050 point
+    mid, extrapolated = equal_baseline.paper_at("gray", (0.6626 + 0.7333) / 2)
+    assert mid == pytest.approx((0.9166 + 0.9325) / 2) and not extrapolated
+    beyond, extrapolated = equal_baseline.paper_at("lnl", 0.866)                      # past its last Baseline
+    slope = (0.9618 - 0.9555) / (0.845 - 0.7973)
+    assert extrapolated and beyond == pytest.approx(0.9618 + slope * (0.866 - 0.845))
+
+
+def test_equal_baseline_rows_pair_each_system_with_the_baseline_of_its_level(tmp_path):
+    recs = [_record("baseline", 0.035, s, [0.70 + 0.01 * s]) for s in range(3)] + \
+        [_record("lnl", 0.035, 0, [0.9]), _record("lnl", 0.05, 0, [0.95])]   # no Baseline at 0.050
+    rows = equal_baseline.table(recs)
+    assert [(r["system"], r["color_var"]) for r in rows] == [("LNL", 0.035)]
+    assert rows[0]["baseline"] == pytest.approx(0.71)
+    assert rows[0]["paper_at_baseline"] == pytest.approx(equal_baseline.paper_at("lnl", 0.71)[0])
+    assert "| LNL | 0.035 | 0.710 | 0.900 (1) |" in equal_baseline.markdown(rows)
+    assert figures.equal_baseline(rows, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_a_study_table_groups_its_grid_by_the_varied_settings():
+    sweep = {"parameters": {"method": {"value": "lnl"}, "seed": {"values": [0, 1]},
+                            "lambda": {"values": [0.01, 0.1]}}}
+    configs = [Config.from_dict({"method": "lnl", "seed": s, "lambda": lam}) for lam in (0.01, 0.1) for s in (0, 1)]
+    recs = [_record("lnl", 0.02, 0, [0.8], **{"lambda": 0.01}), _record("lnl", 0.02, 1, [0.9], **{"lambda": 0.01})]
+    assert study.axes(sweep) == ["lambda"]
+    text = study.markdown(sweep, pairs(recs, configs))
+    assert "| 0.01 | 2/2 | 0.850 ± 0.071 |" in text and "| 0.1 | 0/2 | — |" in text
+
+
+def test_runs_are_selected_by_configuration_not_by_folder_or_spelling():
+    wanted = Config.from_dict({"method": "baseline", "color_var": 0.035, "palette": "reports/x/palette.csv"})
+    rec = _record("baseline", 0.035, 0, [0.7], palette="/elsewhere/checkout/reports/x/palette.csv")
+    assert rec["run_id"] != wanted.default_run_id()          # the path as typed entered the run id
+    assert select([rec], [wanted]) == [rec]                 # yet it is the same run
+    other = _record("baseline", 0.035, 0, [0.7], palette="reports/y/palette.csv")
+    assert select([other], [wanted]) == []
+    # a run started from another: its start counts, not the name of the recipe that trained it
+    a = Config.from_dict({"method": "lnl", "init_from": "baseline", "lr": 0.001, "recipe": "official"})
+    b = Config.from_dict({"method": "lnl", "init_from": "baseline", "lr": 0.001, "recipe": "headline",
+                          "epochs": a.epochs, "lr_step_epochs": a.lr_step_epochs, "lambda": a.lambda_, "mu": a.mu,
+                          "precision": a.precision, "alpha": a.alpha})
+    assert a.default_run_id() == b.default_run_id() and selection_key(a) == selection_key(b)
+
+
+def test_the_headline_sweep_names_the_committed_runs_by_id():
+    """The recipe `headline` reproduces the run ids of the runs it stands for: a sweep point and its record in
+    the store share one id (checked on a few records, whatever the store holds)."""
+    from lnl.report.select import sweep_configs
+
+    configs = {c.default_run_id(): c for c in sweep_configs(REPO / "sweeps" / "headline.yaml", REPO / "results")}
+    stored = [p for p in (REPO / "results").glob("lnl-cv0.020-s*/record.json")]
+    matched = [p for p in stored if p.parent.name in configs]
+    assert matched
+    for path in matched:
+        record = json.loads(path.read_text())
+        assert record["identity"] == configs[record["run_id"]].identity_hash()
+        assert copy.deepcopy(record["config"])["epochs"] == configs[record["run_id"]].epochs

@@ -1,0 +1,63 @@
+"""lnl-run-sweep's plan (pretrained runs first, each once; a cost estimate) and its deadline (a run stops after
+an epoch with its checkpoint kept, and the next invocation resumes it)."""
+from __future__ import annotations
+
+import json
+
+from conftest import REPO
+from lnl.commands import run_sweep
+from lnl.config import Config
+from lnl.runner import cost_line, epoch_seconds, estimate_s, plan
+
+
+def test_pretrained_runs_come_first_and_once(tmp_path):
+    configs = [Config.from_dict({"method": m, "recipe": "headline", "color_var": 0.02, "seed": s,
+                                 "runs_dir": str(tmp_path)}) for s in (0, 1) for m in ("lnl", "blind_eye", "gray")]
+    jobs, todo = plan(configs)
+    assert len(jobs) == 6 and all(j.state == "new" for j in jobs)
+    deps = [j for j in todo if j.dependency]
+    assert [j.cfg.method for j in deps] == ["baseline", "baseline"]            # one per seed, shared by 2 runs
+    assert todo[:2] == deps and len(todo) == 8
+    assert {j.cfg.init_config().default_run_id() for j in todo if j.cfg.init_from} == {d.run_id for d in deps}
+
+
+def test_the_estimate_prices_missing_epochs_from_finished_records(tmp_path):
+    cfg = Config.from_dict({"method": "baseline", "epochs": 10, "runs_dir": str(tmp_path)})
+    rec = {"status": "finished", "config": {"method": "baseline"}, "env": {"device": "cpu"},
+           "timings": {"epoch_s": [10.0, 12.0, 14.0], "eval_s": [2.0, 2.0, 2.0]}}
+    per_epoch = epoch_seconds([rec, {**rec, "config": {"method": "baseline", "train_size": 500}}])
+    assert per_epoch == {("baseline", "cpu"): 14.0}                           # tiny runs do not count
+    _, todo = plan([cfg])
+    assert estimate_s(todo[0], per_epoch) == 140.0
+    long = Config.from_dict({"method": "baseline", "epochs": 900, "runs_dir": str(tmp_path)})
+    assert cost_line(plan([long])[1], per_epoch, 1).startswith("estimated 3.5 h of training for 1 run(s)")
+    assert cost_line(plan([long])[1], {}, 1).startswith("no estimate")
+
+
+def test_dry_run_lists_the_dependencies_and_trains_nothing(tmp_path, capsys):
+    code = run_sweep.main([str(REPO / "sweeps" / "headline.yaml"), "--runs-dir", str(tmp_path), "--dry-run",
+                           "--filter", "method=lnl", "color_var=0.02", "seed=0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 runs in" in out and "after 1 pretrained run(s)" in out
+    lines = [line for line in out.splitlines() if line.startswith("  ")]
+    assert "(pretrained: others start from it)" in lines[0] and lines[0].split()[1].startswith("baseline-cv0.020-s0")
+    assert lines[1].split()[1].startswith("lnl-cv0.020-s0") and not list(tmp_path.iterdir())
+    assert run_sweep.main([str(REPO / "sweeps" / "headline.yaml"), "--deadline-s", "0"]) == 2
+
+
+def test_a_run_past_the_deadline_stops_with_its_checkpoint_and_resumes(tiny_config, monkeypatch, tmp_path):
+    from lnl import pool
+
+    cfg = tiny_config(method="baseline", epochs=2, resume=True)
+    clock = iter([0.0] + [100.0] * 50)  # the start check, then every later look is past the deadline
+    monkeypatch.setattr(pool.time, "time", lambda: next(clock))
+    assert pool.train_pool([(1, cfg)], 1, 1, deadline=50.0) == []
+    run_dir = tmp_path / "runs" / cfg.default_run_id()
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "stopped" and len(record["epochs"]) == 1 and "deadline" in record["reason"]
+    assert (run_dir / "checkpoint.pt").is_file()
+    monkeypatch.undo()
+    assert pool.train_pool([(1, cfg)], 1, 1) == []                       # resumed, not restarted
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "finished" and [e["epoch"] for e in record["epochs"]] == [1, 2]
