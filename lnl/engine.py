@@ -356,6 +356,8 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
         if cfg.resume and previous and previous.get("status") in ("finished", "diverged"):
             _check_same_identity(previous, cfg, run_dir)
             return RunResult.from_record(previous, run_dir)
+        for stale in run_dir.glob(".*.tmp"):  # a write a signal cut short (lnl.records.write_bytes_atomic)
+            stale.unlink(missing_ok=True)
         checkpoint = _load_checkpoint(run_dir, cfg) if cfg.resume else None
         start = pretrained_start(cfg) if cfg.init_from and checkpoint is None else None
         if checkpoint is None and run_dir.exists():
@@ -368,9 +370,11 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
                     tracker=tracker, wall_start=wall_start)
         status, reason = "finished", None
         try:
-            status, reason = _loop(run, on_epoch)
-        except KeyboardInterrupt:
-            status, reason = "failed", "interrupted"
+            with _signals_interrupt():
+                status, reason = _loop(run, on_epoch)
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (a scheduler, a deadline): resumable
+            status = "interrupted"
+            reason = f"{err.args[0] if err.args else 'SIGINT'} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
             raise
         except BaseException as err:  # record why the run died before re-raising
             status, reason = "failed", f"{type(err).__name__}: {err}"
@@ -378,6 +382,27 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
         finally:
             finish(run, status, reason)
         return RunResult.from_record(run.record, run_dir)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """While a run trains, SIGTERM interrupts it like Ctrl-C (``KeyboardInterrupt("SIGTERM")``), so its record
+    says ``interrupted`` with the signal and the time, and its last epoch checkpoint stays for ``--resume``.
+    Outside the main thread (where Python cannot set handlers) nothing changes."""
+    import signal
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
@@ -478,7 +503,8 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], *, pr
     (a resume) or ``start`` (a pretrained start), the record (written once) and the tracker."""
     device, data = inputs["device"], inputs["data"]
     # The layout this CPU runs fastest (lnl.fast_path: timed once per machine, cached); same numbers.
-    cfg, layout = fast_path.choose(cfg, device, build_training, resolve_precision(cfg.precision, device))
+    cfg, layout = fast_path.choose(cfg, device, build_training, resolve_precision(cfg.precision, device),
+                                   n_train=len(data["train"]))
     precision, autocast, model, method = build_training(cfg, device)
     n_train = len(data["train"])
     steps_per_epoch = max(1, n_train // cfg.batch_size + (1 if n_train % cfg.batch_size > 1 else 0))
@@ -639,7 +665,7 @@ def finish(run: Run, status: str, reason: str | None) -> None:
         run.tracker.finish(record)
         record["wandb"] = run.tracker.info
     run.save_record()
-    if status not in ("failed", "stopped"):  # a failed or stopped run resumes from its checkpoint
+    if status not in ("failed", "stopped", "interrupted"):  # those resume from their checkpoint
         (run.run_dir / CHECKPOINT).unlink(missing_ok=True)
         _checksum_path(run.run_dir / CHECKPOINT).unlink(missing_ok=True)
     acc = record["final"].get("test/acc")

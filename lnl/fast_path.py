@@ -64,9 +64,11 @@ def apply(cfg: "Config", name: str) -> "Config":
     return dataclasses.replace(cfg, channels_last=channels_last, cpu_kernels=cpu_kernels)
 
 
-def choose(cfg: "Config", device: torch.device, build: Builder, precision: str) -> tuple["Config", dict[str, Any]]:
+def choose(cfg: "Config", device: torch.device, build: Builder, precision: str,
+           n_train: int | None = None) -> tuple["Config", dict[str, Any]]:
     """(``cfg`` with the chosen layout, what was chosen and how) for a run on ``device`` in ``precision``
-    (resolved: 'bf16' or 'fp32').
+    (resolved: 'bf16' or 'fp32'). ``n_train``: the run's training images; no batch the run will see is larger,
+    so none is timed larger (a --batch-size of 100,000 on 512 images times batches of 512).
 
     ``build(cfg, device) -> (precision, autocast, model, method)`` is the engine's
     :func:`lnl.engine.build_training`, passed in (this module sits below the engine)."""
@@ -77,13 +79,16 @@ def choose(cfg: "Config", device: torch.device, build: Builder, precision: str) 
     names = allowed(cfg)
     if len(names) == 1:
         return apply(cfg, names[0]), {"choice": names[0], "source": "only candidate allowed"}
-    key = cache_key(cfg, precision)
+    timed = cfg  # what is timed and names the cache entry; the run keeps its own batch size
+    if n_train is not None and cfg.batch_size > n_train:
+        timed = dataclasses.replace(cfg, batch_size=max(n_train, 1))
+    key = cache_key(timed, precision)
     cached = _read_cache().get(key)
     if cached and cached.get("choice") in names and set(names) <= set(cached.get("images_per_s", {})):
         speeds = {n: cached["images_per_s"][n] for n in names}
         choice = max(speeds, key=speeds.get)
         return apply(cfg, choice), {**cached, "choice": choice, "source": "cache"}
-    speeds = time_candidates(cfg, device, build, names)
+    speeds = time_candidates(timed, device, build, names)
     choice = max(speeds, key=speeds.get)
     entry = {"choice": choice, "images_per_s": speeds, "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     _write_cache(key, entry)

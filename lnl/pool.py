@@ -1,7 +1,9 @@
 """Train many runs on one machine in a local process pool (``lnl-run-sweep --jobs N``).
 
-Each pool process takes its share of the cores (:func:`lnl.workers.worker_env`, applied by the
-engine); a run that fails is reported and the others go on.
+N slots, one fresh process per run: each process takes its slot's share and block of the cores
+(:func:`lnl.workers.worker_env`, applied by the engine). A run that fails, and a process that dies
+(``kill -9``, out of memory), is reported and its slot trains the next run: nothing waits on a dead
+process, and a slot index never exceeds the pool.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from typing import Any, Optional
+from typing import Optional
 
 from lnl.config import Config, ConfigError
 from lnl.workers import worker_env
@@ -24,17 +26,32 @@ def train_pool(todo: list[tuple[int, Config]], total: int, jobs: int, deadline: 
     if jobs == 1:
         return [rid for rid in (_train_one(k, total, cfg, start, deadline) for k, cfg in todo) if rid]
     ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-    counter = ctx.Value("i", 0)
-    with ctx.Pool(min(jobs, len(todo)) or 1, initializer=_init_pool_worker, initargs=(counter, jobs)) as pool:
-        results = pool.starmap(_train_one, [(k, total, cfg, start, deadline) for k, cfg in todo], chunksize=1)
-    return [rid for rid in results if rid]
+    slots = min(jobs, len(todo))
+    queue, running, failed = list(todo), {}, []
+    while queue or running:
+        for slot in range(slots):
+            if slot not in running and queue:
+                k, cfg = queue.pop(0)
+                proc = ctx.Process(target=_slot_main, args=(slot, jobs, k, total, cfg, start, deadline))
+                proc.start()
+                running[slot] = (proc, cfg.default_run_id())
+        for slot, (proc, run_id) in list(running.items()):
+            proc.join(timeout=0.2)
+            if proc.exitcode is None:
+                continue
+            del running[slot]
+            if proc.exitcode != 0:
+                if proc.exitcode < 0:
+                    print(f"error: {run_id}: its process died (signal {-proc.exitcode}); re-run the sweep to "
+                          "resume it", file=sys.stderr, flush=True)
+                failed.append(run_id)
+    return failed
 
 
-def _init_pool_worker(counter: Any, jobs: int) -> None:
-    """Pool initializer: this worker's index and its share of the cores (read by the engine)."""
-    with counter.get_lock():
-        index, counter.value = counter.value, counter.value + 1
-    os.environ.update(worker_env(jobs, index))
+def _slot_main(slot: int, jobs: int, k: int, total: int, cfg: Config, start: float, deadline: float | None) -> None:
+    """One run in a fresh process on slot ``slot``'s share of the cores; exit status 1 if it failed."""
+    os.environ.update(worker_env(jobs, slot))
+    raise SystemExit(1 if _train_one(k, total, cfg, start, deadline) else 0)
 
 
 def _train_one(k: int, total: int, cfg: Config, start: float, deadline: float | None = None) -> Optional[str]:

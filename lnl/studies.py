@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from lnl.config import Config
+from lnl.config import Config, ConfigError
 from lnl.search import (DEFAULT_STORAGE, Objective, best_trial_config, counted_trials, create_study,
                         experimental_ok, make_pruner, make_sampler, open_storage, run_worker, space_from_sweep,
                         study_name)
@@ -101,6 +101,7 @@ class Search:
             for cv in levels:
                 Config.from_dict({"method": method, "color_var": cv}).validate()  # the one place values are checked
                 fixed, space = space_from_sweep(for_condition(sweep, cv, method))
+                _check_bounds(method, cv, fixed, space)
                 studies.append(Study(study_name(prefix, method, cv), method, cv, fixed,
                                      {k: v for k, v in space.items() if k not in pinned}))
         return studies
@@ -226,3 +227,16 @@ def worker(search: Search, studies: list[Study], caps: dict[str, int | None], in
                        seed=None if search.seed is None else search.seed + index,
                        log=lambda msg: print(f"[worker {index}] {msg}", flush=True))
         print(f"[worker {index}] {st.name}: ran {n} trials", flush=True)
+
+
+def _check_bounds(method: str, cv: float, fixed: dict[str, Any], space: dict[str, Any]) -> None:
+    """Every searched parameter's bounds (or choices) must make a valid config, so a space whose learning
+    rate can be negative is refused up front instead of failing every trial (ConfigError, one line)."""
+    base = {**fixed, "method": method, "color_var": cv}
+    for name, dist in space.items():
+        values = getattr(dist, "choices", None) or (dist.low, dist.high)
+        for value in values:
+            try:
+                Config.from_dict({**base, name: value}).validate()
+            except ConfigError as err:
+                raise ConfigError(name, f"the search space allows {value!r}, which is invalid: {err}") from None

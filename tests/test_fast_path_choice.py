@@ -72,3 +72,15 @@ def test_real_timing_of_the_runs_step_and_the_record(tiny_config, cache, monkeyp
     layout = record["env"]["fast_path"]
     assert layout["source"] == "tuned now" and layout["choice"] in fast_path.CANDIDATES
     assert record["config"]["channels_last"] == fast_path.CANDIDATES[layout["choice"]][0]
+
+
+def test_a_batch_larger_than_the_data_is_timed_at_the_data_size(monkeypatch):
+    """--batch-size 100000 on 512 images: the autotuner times batches of 512, not 100,000 (which ran for 11
+    minutes at 16.5 GB), and the run keeps its own batch size."""
+    seen = []
+    monkeypatch.setattr(fast_path, "_read_cache", lambda: {})
+    monkeypatch.setattr(fast_path, "_write_cache", lambda key, entry: None)
+    monkeypatch.setattr(fast_path, "time_candidates",
+                        lambda cfg, device, build, names: seen.append(cfg.batch_size) or {n: 1.0 for n in names})
+    cfg, info = fast_path.choose(Config(method="lnl", batch_size=100_000), CPU, build_training, "fp32", n_train=512)
+    assert seen == [512] and cfg.batch_size == 100_000 and info["source"] == "tuned now"

@@ -61,3 +61,46 @@ def test_a_run_past_the_deadline_stops_with_its_checkpoint_and_resumes(tiny_conf
     assert pool.train_pool([(1, cfg)], 1, 1) == []                       # resumed, not restarted
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"] == "finished" and [e["epoch"] for e in record["epochs"]] == [1, 2]
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the training processes ``parent`` spawned (not multiprocessing's resource tracker)."""
+    from pathlib import Path
+
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().split(") ")[1].split()[1]) == parent \
+                    and b"spawn_main" in (proc / "cmdline").read_bytes():
+                out.append(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def test_a_killed_worker_fails_its_run_and_the_sweep_still_ends(cache_dir, tmp_path):
+    """kill -9 of one of --jobs 2's processes: its run is reported failed, the others finish, the command exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import tiny_grid_yaml
+
+    sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "killed_grid", cache_dir)
+    proc = subprocess.Popen([sys.executable, "scripts/run_sweep.py", str(sweep), "--runs-dir", str(tmp_path / "runs"),
+                             "--jobs", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victims: list[int] = []
+    for _ in range(600):  # at most 60 s for the first worker to start
+        victims = _spawned_workers(proc.pid)
+        if victims or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert victims, "no worker process appeared"
+    os.kill(victims[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err[-2000:]
+    assert "died (signal 9)" in err and "1 run(s) failed" in out
+    finished = [json.loads(p.read_text())["status"] for p in (tmp_path / "runs").glob("*/record.json")]
+    assert finished.count("finished") >= 3

@@ -256,3 +256,27 @@ def test_a_retried_trial_continues_its_dead_trials_runs(tiny_config):
     assert other.user_attrs["run_id"] == f"retry-test-trial{other.number:04d}"  # its own runs
     assert len(json.loads((runs / other.user_attrs["run_id"] / "record.json").read_text())["epochs"]) == 2
     assert (runs / seed0 / "record.json").read_bytes() == finished_bytes
+
+
+@pytest.mark.parametrize("flags", [["--max-trials", "-1"], ["--max-trials", "0"], ["--timeout", "-5"],
+                                   ["--timeout", "0"]])
+def test_bad_budgets_are_refused_before_anything_runs(flags, tmp_path, capsys):
+    from lnl.commands.optuna_search import main
+
+    code = main(["--space", str(REPO / "sweeps" / "lnl_tune.yaml"), "--storage", f"sqlite:///{tmp_path}/o.db",
+                 *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    assert not (tmp_path / "o.db").exists()
+
+
+def test_a_space_that_allows_invalid_values_is_refused_up_front(tmp_path, capsys):
+    from lnl.commands.optuna_search import main
+
+    space = tmp_path / "neg.yaml"
+    space.write_text("name: neg\nprogram: scripts/train.py\nmethod: bayes\n"
+                     "metric: {name: val_unbiased/acc, goal: maximize}\n"
+                     "parameters:\n  method: {value: lnl}\n  lr: {distribution: uniform, min: -0.1, max: 0.1}\n")
+    code = main(["--space", str(space), "--storage", f"sqlite:///{tmp_path}/o.db", "--n-trials", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "lr (--lr): the search space allows -0.1" in err and err.count("\n") == 1

@@ -187,3 +187,31 @@ def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation()
     assert here.param_groups[0]["foreach"] is False and here.param_groups[0]["fused"] is None
     assert here.param_groups[0]["lr"] == 0.01  # the saved learning rate and momentum still load
     assert torch.equal(next(iter(here.state.values()))["momentum_buffer"], torch.full((3,), 0.5))
+
+
+def test_sigterm_records_interrupted_keeps_the_checkpoint_and_cleans_a_cut_write(tiny_config, tmp_path):
+    common = ["--method", "baseline", "--epochs", "3", "--train-size", "2000", "--test-size", "500",
+              "--val-eval-size", "500", "--batch-size", "50", "--progress", "False",
+              "--cache-dir", tiny_config().cache_dir, "--runs-dir", str(tmp_path / "runs"), "--wandb-mode", "disabled",
+              "--run-id", "termed"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    victim = subprocess.Popen([sys.executable, "scripts/train.py", *common], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt_sum = tmp_path / "runs" / "termed" / "checkpoint.pt.sha256"
+    deadline = time.time() + 240
+    while not ckpt_sum.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    assert ckpt_sum.exists() and victim.poll() is None, "no checkpoint after the first epoch"
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 128 + 15 and "Traceback" not in err
+    record = json.loads((tmp_path / "runs" / "termed" / "record.json").read_text())
+    assert record["status"] == "interrupted" and record["reason"].startswith("SIGTERM at 20")
+    assert (tmp_path / "runs" / "termed" / "checkpoint.pt").is_file()
+    cut = tmp_path / "runs" / "termed" / ".record.json.999.abcd.tmp"   # what a kill during a write leaves
+    cut.write_text("{")
+    resumed = subprocess.run([sys.executable, "scripts/train.py", *common, "--resume"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not cut.exists()
+    assert json.loads((tmp_path / "runs" / "termed" / "record.json").read_text())["status"] == "finished"

@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     # W&B records the command line of every run; a storage URL's password must not travel with it.
     # args keeps the real URL; sys.argv (also what spawned workers inherit) gets the masked one.
     sys.argv[:] = mask_argv(sys.argv)
-    if args.n_jobs < 1 or args.n_trials < 0 or args.seeds_per_trial < 1:
-        print("error: --n-jobs and --seeds-per-trial must be >= 1 and --n-trials >= 0", file=sys.stderr)
+    if args.n_jobs < 1 or args.n_trials < 0 or args.seeds_per_trial < 1 or \
+            (args.max_trials is not None and args.max_trials < 1) or (args.timeout is not None and args.timeout <= 0):
+        print("error: --n-jobs, --seeds-per-trial and --max-trials must be >= 1, --n-trials >= 0 and --timeout > 0; "
+              f"got {args.n_jobs}, {args.seeds_per_trial}, {args.max_trials}, {args.n_trials} and {args.timeout}",
+              file=sys.stderr)
         return 2
     try:
         options = {k: v for k, v in vars(args).items() if k not in ("space", "set")}

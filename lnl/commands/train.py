@@ -25,6 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MnistUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the record says interrupted; --resume continues it
+        name = err.args[0] if err.args else "SIGINT"
+        print(f"lnl: interrupted ({name}); the last epoch's checkpoint is kept: run again with --resume",
+              file=sys.stderr)
+        return 128 + (15 if name == "SIGTERM" else 2)
     return 0 if result.status in ("finished", "pruned") else 1
 
 
