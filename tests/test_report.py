@@ -9,6 +9,7 @@ and review the diff.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -338,3 +339,34 @@ def test_an_unreachable_storage_is_one_line_without_its_password(tmp_path, capsy
                             "--optuna-storage", "postgresql+psycopg2://lnl:s3cr3t@127.0.0.1:9/none"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "s3cr3t" not in err and err.startswith("error: --optuna-storage")
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("color_var", "0.02", "config.color_var is '0.02', not a number"),
+    ("epochs", {"1": {"epoch": 1}}, "epochs is not a list"),
+    ("confusion", {"3": [[1, 2], [3]]}, "the confusion matrix of epoch 3"),
+])
+def test_one_bad_record_is_skipped_and_named_unless_strict(field, value, reason, tmp_path, capsys):
+    """A wrong-typed field in one record: the report goes on without it, naming the file and why; --strict
+    makes it an error (exit 2, one line, the file named)."""
+    import shutil
+
+    from lnl.commands import report as report_cmd
+
+    runs = tmp_path / "runs"
+    shutil.copytree(REPO / "tests" / "fixtures" / "records", runs)
+    bad = runs / "lnl-cv0.020-s0" / "record.json"
+    record = json.loads(bad.read_text())
+    if field == "color_var":
+        record["config"]["color_var"] = value
+    else:
+        record[field] = value
+    bad.write_text(json.dumps(record))
+    out = tmp_path / "rep"
+    assert report_cmd.main(["--runs", str(runs), "--out", str(out), "--no-samples"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping {bad}: {reason}" in err
+    assert (out / "README.md").is_file() and "lnl" in (out / "README.md").read_text()
+    assert report_cmd.main(["--runs", str(runs), "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: {reason}") and err.count("\n") == 1

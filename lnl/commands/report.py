@@ -42,6 +42,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep", nargs="+", default=None, help="with --wandb: only these sweep ids")
     p.add_argument("--group", default=None, help="with --wandb: only this group")
     p.add_argument("--out", required=True, help="report folder (created)")
+    p.add_argument("--strict", action="store_true",
+                   help="a malformed record is an error (exit 2, naming the file) instead of skipped with a warning")
     p.add_argument("--sweep-file", default=None, metavar="YAML",
                    help="only the runs this grid sweep file names, selected by configuration")
     p.add_argument("--headline", default=None, metavar="YAML",
@@ -82,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
             return 2
-        records = load.from_folders(args.runs)
+        try:
+            records = load.from_folders(args.runs, strict=args.strict)
+        except ValueError as err:
+            print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
         if args.headline:
             return headline_page(args, records)
         if args.sweep_file:

@@ -16,11 +16,46 @@ from lnl.records import EPOCH_KEYS, RECORD
 
 
 
-def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[str, Any]]:
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def record_problem(record: Any) -> str | None:
+    """Why ``record`` cannot enter a report (a wrong-typed field, a malformed confusion matrix), or None.
+    Checked once here, so the tables and figures can trust every field they read."""
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or "run_id" not in record:
+        return "not a run record of this harness"
+    cfg = record["config"]
+    if not isinstance(cfg.get("method"), str):
+        return f"config.method is {type(cfg.get('method')).__name__}, not text"
+    if not _number(cfg.get("color_var")):
+        return f"config.color_var is {cfg.get('color_var')!r}, not a number"
+    if not isinstance(cfg.get("seed", 0), int) or isinstance(cfg.get("seed", 0), bool):
+        return f"config.seed is {cfg.get('seed')!r}, not a whole number"
+    epochs = record.get("epochs", [])
+    if not isinstance(epochs, list) or not all(isinstance(e, dict) and _number(e.get("epoch")) for e in epochs):
+        return "epochs is not a list of per-epoch metrics dicts with an epoch number"
+    for key in ("test/acc", "val_unbiased/acc", "val_biased/acc"):
+        if any(e.get(key) is not None and not _number(e.get(key)) for e in epochs):
+            return f"an epoch's {key} is not a number"
+    confusion = record.get("confusion", {})
+    if not isinstance(confusion, dict):
+        return "confusion is not a mapping of epoch -> matrix"
+    for epoch, matrix in confusion.items():
+        if not (isinstance(matrix, list) and matrix and all(isinstance(row, list) and len(row) == len(matrix)
+                                                            and all(_number(v) for v in row) for row in matrix)):
+            return f"the confusion matrix of epoch {epoch} is not a square matrix of counts"
+    if not isinstance(record.get("status", ""), str) or not isinstance(record.get("final") or {}, dict):
+        return "status or final has the wrong type"
+    return None
+
+
+def from_folders(folders: Iterable[str | Path], warn: Any = None, strict: bool = False) -> list[dict[str, Any]]:
     """Every run under the given folders (``record.json``, recursively), once each, sorted by run id.
 
-    An unreadable or malformed record (a truncated copy, a hand edit) is skipped with a warning
-    naming the file, so one bad file never hides every other run.
+    An unreadable or malformed record (a truncated copy, a hand edit, a wrong-typed field:
+    :func:`record_problem`) is skipped with a warning naming the file and the reason, so one bad file
+    never hides every other run; ``strict=True`` makes it a ValueError naming the file instead.
 
     A run id names one run (it is a hash of the run's identity), so a run found twice (a
     pretrained baseline copied next to the runs that start from it, two overlapping folders)
@@ -35,11 +70,15 @@ def from_folders(folders: Iterable[str | Path], warn: Any = None) -> list[dict[s
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as err:
+                if strict:
+                    raise ValueError(f"{path}: not a readable run record ({str(err)[:120]})") from None
                 warn(f"report: warning: skipping {path}: not a readable run record ({str(err)[:120]})")
                 continue
-            if not (isinstance(record, dict) and isinstance(record.get("config"), dict) and "run_id" in record
-                    and "method" in record["config"] and "color_var" in record["config"]):
-                warn(f"report: warning: skipping {path}: not a run record of this harness")
+            problem = record_problem(record)
+            if problem:
+                if strict:
+                    raise ValueError(f"{path}: {problem}")
+                warn(f"report: warning: skipping {path}: {problem}")
                 continue
             record["_source"] = str(path)
             kept = by_id.get(record["run_id"])
