@@ -254,7 +254,32 @@ class Config:
             raise ConfigError("device", f"must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.run_id is not None and (not self.run_id or "/" in self.run_id or self.run_id.startswith(".")):
             raise ConfigError("run_id", f"must be a plain folder name; got {self.run_id!r}")
+        self._check_start_chain()
+        self._check_paths()
         return self
+
+    def _check_start_chain(self) -> None:
+        """A run that starts from a run that (through recipes) starts from itself would recurse forever."""
+        seen, cfg = {(self.method, self.recipe, self.init_recipe)}, self
+        while cfg.init_from is not None:
+            cfg = cfg.init_config()
+            key = (cfg.method, cfg.recipe, cfg.init_recipe)
+            if key in seen:
+                raise ConfigError("init_from", f"{self.method} starts from {cfg.method} (recipe {cfg.recipe}), which "
+                                               "starts from itself: a recipe's init_from must name another method")
+            seen.add(key)
+
+    def _check_paths(self) -> None:
+        """The runs folder must be a folder (or not exist yet), and a run's lock file name must fit the file
+        system (255 bytes), so neither fails mid-run."""
+        runs = Path(self.runs_dir)
+        if runs.is_symlink() and not runs.exists():
+            raise ConfigError("runs_dir", f"{self.runs_dir} is a symbolic link to nothing")
+        if runs.exists() and not runs.is_dir():
+            raise ConfigError("runs_dir", f"{self.runs_dir} is a file, not a folder")
+        name = self.run_id or f"{self.method}-cv{self.color_var:.3f}-s{self.seed}-0123456789"
+        if len(f".{name}.pretrain.lock".encode()) > 255:
+            raise ConfigError("run_id", f"is too long for a file name ({len(name.encode())} bytes; at most 240)")
 
     def _check_ranges(self) -> None:
         """The numeric keys' ranges (part of :meth:`validate`)."""
@@ -526,6 +551,10 @@ def load_recipe(spec: str, method: str) -> dict[str, Any]:
     data = _read_yaml(path, "recipe")
     if not isinstance(data, dict) or method not in data:
         raise ConfigError("recipe", f"recipe {spec!r} has no entry for method {method!r}")
+    for entry in ("all", method):
+        if not isinstance(data.get(entry) or {}, dict):
+            raise ConfigError("recipe", f"recipe {spec!r}: the entry {entry!r} must be a mapping of config keys; "
+                                        f"got {type(data[entry]).__name__}")
     return {**(data.get("all") or {}), **(data.get(method) or {})}
 
 

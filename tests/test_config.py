@@ -180,3 +180,32 @@ def test_rerun_values_as_a_config_file_recompute_the_same_run(flags, tmp_path):
     if cfg.init_from is not None:
         assert again.init_config().default_run_id() == cfg.init_config().default_run_id()
         assert again.init_config().epochs == 10  # the official_short baseline, not official's 100 epochs
+
+
+@pytest.mark.parametrize("case", ["recipe_entry_not_mapping", "recipe_starts_from_itself", "runs_dir_is_a_file",
+                                  "runs_dir_dangling_link", "run_id_too_long"])
+def test_inputs_that_used_to_traceback_are_one_line_and_exit_2(case, tmp_path):
+    """lnl-train on each: exit 2, one line on stderr, nothing written (issue 37, class 7)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    runs = tmp_path / "runs"
+    argv = ["--runs-dir", str(runs)]
+    if case == "recipe_entry_not_mapping":
+        (tmp_path / "r.yaml").write_text("lnl: [1, 2]\n")
+        argv += ["--recipe", str(tmp_path / "r.yaml")]
+    elif case == "recipe_starts_from_itself":
+        (tmp_path / "r.yaml").write_text("lnl: {init_from: lnl}\n")
+        argv += ["--recipe", str(tmp_path / "r.yaml")]
+    elif case == "runs_dir_is_a_file":
+        runs.write_text("")
+    elif case == "runs_dir_dangling_link":
+        runs.symlink_to(tmp_path / "nowhere")
+    else:
+        argv += ["--run-id", "a" * 250]
+    proc = subprocess.run([sys.executable, "scripts/train.py", *argv, "--wandb-mode", "disabled"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "nowhere").exists() and (case == "runs_dir_is_a_file" or not runs.is_dir())
