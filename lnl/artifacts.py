@@ -1,7 +1,7 @@
 """Final checkpoints as W&B Artifacts, so that agents on several machines share one pretrained baseline.
 
 A finished run logs its final checkpoint as the Artifact ``lnl-final-<run-id>`` (type ``model``), with its
-record beside it (``record.json``) and the checkpoint's SHA-256 in the metadata (:func:`log_final`). Offline
+record beside it (``record.json``) and the checkpoint's SHA-256 in the metadata (:func:`lnl.tracking.log_final`). Offline
 the Artifact is written into the offline run folder and uploads with ``wandb sync``. When a run starts from a
 pretrained run (``init_from``) whose record or checkpoint this machine lacks, and W&B is online,
 :func:`fetch_pretrained` downloads that Artifact (``wandb.Api().artifact``), checks the digest against the
@@ -19,35 +19,12 @@ from typing import Any
 
 from lnl import store
 from lnl.records import RECORD, read_record, write_json_atomic
-
-ARTIFACT_TYPE = "model"
-
-
-def artifact_name(run_id: str) -> str:
-    """W&B Artifact name of a run's final checkpoint (run ids use only letters, digits, '.', '-', '_')."""
-    return f"lnl-final-{run_id}"
-
-
-def log_final(wandb: Any, run: Any, record: dict[str, Any], checkpoint: Path) -> Any:
-    """Log ``checkpoint`` (the finished run's final.pt) and its record as an Artifact of ``run``."""
-    sha = record["final_checkpoint"]["sha256"]
-    art = wandb.Artifact(artifact_name(record["run_id"]), type=ARTIFACT_TYPE,
-                         description=f"final weights and optimizer state of run {record['run_id']}",
-                         metadata={"sha256": sha, "run_id": record["run_id"], "identity": record.get("identity"),
-                                   "method": record["config"]["method"], "color_var": record["config"]["color_var"],
-                                   "seed": record["config"]["seed"]})
-    art.add_file(str(checkpoint), name="final.pt")
-    with art.new_file(RECORD, mode="w", encoding="utf-8") as stream:
-        json.dump(record, stream, sort_keys=True)
-    return run.log_artifact(art)
-
+from lnl.tracking import ARTIFACT_TYPE, artifact_name, resolve_mode
 
 def fetch_pretrained(pre_cfg: Any, pre_id: str, api: Any = None) -> Path | None:
     """The final checkpoint of pretrained run ``pre_id`` from its W&B Artifact, kept in the local store (and its
     record written beside, if this machine has none). None when W&B is not online or has no such Artifact;
     a digest that does not match is refused."""
-    from lnl.tracking import resolve_mode
-
     if api is None:
         if resolve_mode(pre_cfg.wandb_mode) != "online":
             return None

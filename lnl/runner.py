@@ -9,13 +9,16 @@ runs themselves, so that N workers never wait on one baseline that a single work
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lnl.config import Config
-from lnl.records import read_record
-from lnl.report.select import find
+from lnl.pool import train_pool
+from lnl.records import RECORD, read_record
+from lnl.report.load import from_folders
+from lnl.report.select import find, index
 
 DONE = ("finished", "diverged")
 
@@ -109,3 +112,35 @@ def cost_line(todo: list[Job], per_epoch: dict[tuple[str, str], float], jobs: in
     if unknown:
         text += f"; {unknown} run(s) of a method/device no finished record has timed"
     return text + " (median epoch time of the finished records per method and device kind)"
+
+
+def train_waves(configs: list[Config], todo: list[Job], args: Any) -> int:
+    """Train ``todo`` in two waves (what other runs start from, then the rest) and say what is left."""
+    start = time.perf_counter()
+    deadline = time.time() + args.deadline_s if args.deadline_s else None
+    failed: list[str] = []
+    starts = {j.cfg.init_config().default_run_id() for j in todo if j.cfg.init_from}
+    first = [j for j in todo if j.dependency or j.run_id in starts]  # what the others start from
+    for wave in (first, [j for j in todo if j not in first]):
+        if wave:
+            failed += train_pool([(k, j.cfg) for k, j in enumerate(wave, 1)], len(wave), args.jobs, deadline)
+    left = sum(j.state not in DONE for j in plan(configs, index(load_records(args.runs_dir)))[0])
+    print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}"
+          + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else "")
+          + (f"; {left} run(s) still to train (run again to resume)" if left else ""))
+    return 1 if failed else 0
+
+
+def load_records(runs_dir: str) -> list:
+    """The store's records (for timing estimates); none if the folder does not exist yet."""
+    return from_folders([runs_dir], warn=lambda _: None) if Path(runs_dir).is_dir() else []
+
+
+def same_value(value: object, text: str) -> bool:
+    """A config value equals a ``--filter`` value given as text (``0.02`` matches ``0.020``)."""
+    if str(value) == text:
+        return True
+    try:
+        return float(value) == float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 DEFAULT_PROJECT = "lnl"
+ARTIFACT_TYPE = "model"  # a finished run's final checkpoint (lnl.artifacts)
 # Summary rule per metric family: what "best" means for each key in W&B's run table.
 SUMMARY_RULES = {"val_biased/acc": "max", "val_unbiased/acc": "max", "test/acc": "last", "bias/acc": "min",
                  "train/ce": "min"}
@@ -125,8 +126,6 @@ class WandbTracker:
 
     def log_checkpoint(self, record: dict[str, Any], checkpoint: Path) -> None:
         """The finished run's final checkpoint and record as a W&B Artifact (:mod:`lnl.artifacts`)."""
-        from lnl.artifacts import artifact_name, log_final
-
         self._safe(log_final, self.wandb, self.run, record, checkpoint)
         self.info["artifact"] = artifact_name(record["run_id"])
 
@@ -161,6 +160,28 @@ class WandbTracker:
             fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - the local record is the source of truth
             self.info.setdefault("errors", []).append(f"{type(err).__name__}: {err}"[:300])
+
+
+def artifact_name(run_id: str) -> str:
+    """W&B Artifact name of a run's final checkpoint (run ids use only letters, digits, '.', '-', '_')."""
+    return f"lnl-final-{run_id}"
+
+
+def log_final(wandb: Any, run: Any, record: dict[str, Any], checkpoint: Path) -> Any:
+    """Log ``checkpoint`` (the finished run's final.pt) and its record as an Artifact of ``run``, the
+    checkpoint's SHA-256 in its metadata (what :func:`lnl.artifacts.fetch_pretrained` checks)."""
+    import json
+
+    sha = record["final_checkpoint"]["sha256"]
+    art = wandb.Artifact(artifact_name(record["run_id"]), type=ARTIFACT_TYPE,
+                         description=f"final weights and optimizer state of run {record['run_id']}",
+                         metadata={"sha256": sha, "run_id": record["run_id"], "identity": record.get("identity"),
+                                   "method": record["config"]["method"], "color_var": record["config"]["color_var"],
+                                   "seed": record["config"]["seed"]})
+    art.add_file(str(checkpoint), name="final.pt")
+    with art.new_file("record.json", mode="w", encoding="utf-8") as stream:
+        json.dump(record, stream, sort_keys=True)
+    return run.log_artifact(art)
 
 
 def confusion_to_pairs(cm: np.ndarray) -> tuple[list[int], list[int]]:
@@ -223,8 +244,6 @@ def open_tracker(cfg: Any, run_id: str, record: dict[str, Any], resume_id: str |
                 print(f"lnl: {note}", file=sys.stderr)
             tracker = WandbTracker(run, attempt, note)
             if attempt == "online" and record.get("init"):  # lineage: this run used that run's Artifact
-                from lnl.artifacts import artifact_name
-
                 tracker._safe(run.use_artifact, f"{artifact_name(record['init']['from_run'])}:latest")
             return tracker
         except Exception as err:  # noqa: BLE001 - any W&B failure falls back

@@ -4,15 +4,9 @@
     lnl-report --wandb ENTITY/PROJECT --sweep SWEEP_ID --out reports/from_wandb/
     lnl-report --runs runs/optuna --optuna-storage sqlite:///optuna.db --out reports/search/
 
-Open ``<out>/README.md``: every table (one per model-selection rule: last,
-val_biased, val_unbiased) and every figure. ``--publish-wandb`` also logs them to
-a W&B run of job type ``report``; ``--wandb-report ENTITY/PROJECT`` builds a W&B Report
-(tables with the paper's numbers, panels over the runs, the figures) and prints its URL;
-with ``--dry-run`` it writes the Report's JSON spec to ``<out>/wandb_report.json`` instead.
-
-    lnl-report --runs runs/paper_table --out reports/paper --wandb-report me/my-lnl
-    lnl-report --runs runs/paper_table --out reports/paper --wandb-report me/my-lnl --dry-run
-
+Open ``<out>/README.md``: every table (one per model-selection rule: last, val_biased, val_unbiased) and
+every figure. ``--publish-wandb`` also logs them to a W&B run of job type ``report``; ``--wandb-report
+ENTITY/PROJECT`` builds a W&B Report and prints its URL (``--dry-run``: its JSON spec in ``<out>``).
 ``--sweep-file`` keeps only the runs a sweep file names (selected by configuration, wherever they lie under
 ``--runs``). ``--headline`` builds the reproduction's front page instead (lnl.report.page):
 
@@ -25,12 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from lnl.config import ConfigError
 from lnl.report import load
 from lnl.search import SearchSpaceError, mask_argv, mask_url
 from lnl.sweep_config import SweepError
 from lnl.report.build import build_report, command_line, publish_wandb
+from lnl.report.page import page_from_args
+from lnl.report.wandb_report import report_from_args
 from lnl.report.tables import RULES
 
 
@@ -79,48 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     # report run's recorded arguments, the Report spec) may show it, so argv is masked before anything reads it.
     sys.argv[:] = mask_argv(sys.argv)
     args = parse(argv)
-    if args.runs:
-        missing = [f for f in args.runs if not Path(f).is_dir()]
-        if missing:
-            print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
-            return 2
-        try:
-            records = load.from_folders(args.runs, strict=args.strict)
-        except ValueError as err:
-            print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-            return 2
-        if args.headline:
-            return headline_page(args, records)
-        if args.sweep_file:
-            from lnl.report.select import select, sweep_configs
-
-            try:
-                records = select(records, sweep_configs(args.sweep_file, args.runs[0]))
-            except (SweepError, SearchSpaceError, ConfigError) as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
-    else:
-        records = load.from_wandb(args.wandb, args.sweep, args.group)
-    if not records:
-        print("error: no run records found", file=sys.stderr)
-        return 1
-    studies = []
-    if args.optuna_storage:
-        from lnl.search import studies_of
-
-        try:
-            studies = studies_of(records, args.optuna_storage)
-        except Exception as err:  # noqa: BLE001 - an unreachable or unreadable storage: one line, no secret
-            print(f"error: --optuna-storage {mask_url(args.optuna_storage)}: cannot read its studies "
-                  f"({type(err).__name__}: {mask_url(str(err).splitlines()[0])[:200]})", file=sys.stderr)
-            return 2
     try:
+        records = _records(args)
+        if args.headline:
+            return page_from_args(args, records)
+        if not records:
+            print("error: no run records found", file=sys.stderr)
+            return 1
         notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else None
-        written = build_report(records, args.out, error=args.error, primary=args.primary, studies=studies,
-                               title=args.title, command=command_line(), samples=not args.no_samples, notes=notes,
+        written = build_report(records, args.out, error=args.error, primary=args.primary,
+                               studies=_studies(args, records), title=args.title, command=command_line(),
+                               samples=not args.no_samples, notes=notes,
                                calibration=load.from_folders(args.calibration) if args.calibration else None)
-    except (OSError, UnicodeDecodeError, ValueError) as err:  # a missing notes file, the paper's CSV, ...
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+    except (SweepError, SearchSpaceError, ConfigError, OSError, UnicodeDecodeError, ValueError) as err:
+        print(f"error: {mask_url(str(err).splitlines()[0])}", file=sys.stderr)  # bad input: one line
         return 2
     print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
     if args.publish_wandb and not args.wandb_report:
@@ -128,53 +95,34 @@ def main(argv: list[str] | None = None) -> int:
         where = f"offline in {info['dir']} (upload: wandb sync {info['dir']})" if info["mode"] == "offline" \
             else f"run {info['id']}"
         print(f"report: published to W&B {where}")
-    if args.wandb_report:
-        return wandb_report(args, records, written)
-    return 0
+    return report_from_args(args, records, written) if args.wandb_report else 0
 
 
-def headline_page(args: argparse.Namespace, records: list) -> int:
-    """``--headline``: the front page from the headline sweep file and the store."""
-    from lnl.report.page import PageError, build_headline_page
+def _records(args: argparse.Namespace) -> list:
+    """The records to report on: from folders (all, or those a sweep file names) or from W&B."""
+    if not args.runs:
+        return load.from_wandb(args.wandb, args.sweep, args.group)
+    missing = [f for f in args.runs if not Path(f).is_dir()]
+    if missing:
+        raise ValueError(f"not a folder: {', '.join(missing)}")
+    records = load.from_folders(args.runs, strict=args.strict)
+    if args.sweep_file and not args.headline:
+        from lnl.report.select import select, sweep_configs
+
+        records = select(records, sweep_configs(args.sweep_file, args.runs[0]))
+    return records
+
+
+def _studies(args: argparse.Namespace, records: list) -> list:
+    if not args.optuna_storage:
+        return []
+    from lnl.search import studies_of
 
     try:
-        written = build_headline_page(args.headline, records, args.runs[0], args.out, studies=args.studies,
-                                      findings=args.findings)
-    except (SweepError, SearchSpaceError, ConfigError, PageError, OSError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(f"report: {', '.join(p.as_posix() for p in written)}")
-    return 0
-
-
-def wandb_report(args: argparse.Namespace, records: list, written: list[Path]) -> int:
-    """``--wandb-report``: publish the figures to a report run, build the Report, save it (or write its spec)."""
-    from lnl.report import wandb_report as wrep
-
-    entity, _, project = args.wandb_report.partition("/")
-    if not entity or not project or "/" in project:
-        print(f"error: --wandb-report must be ENTITY/PROJECT; got {args.wandb_report!r}", file=sys.stderr)
-        return 2
-    run_name = f"report-{Path(args.out).name}"
-    figure_keys = [f"figures/{p.stem}" for p in written if p.suffix == ".png"]
-    calibration = load.from_folders(args.calibration) if args.calibration else None
-    report = wrep.build(records, entity, project, title=args.title, error=args.error, calibration=calibration,
-                        figure_keys=figure_keys, report_run=run_name, command=command_line())
-    if args.dry_run:
-        path = wrep.to_json(report, Path(args.out) / "wandb_report.json")
-        print(f"report: W&B Report spec ({len(report.blocks)} blocks) -> {path} (dry run: nothing sent; the "
-              f"figures panel reads the '{run_name}' run that a real run publishes)")
-        return 0
-    try:
-        publish_wandb(Path(args.out), written, records, project=project, entity=entity, mode="online",
-                      name=run_name)
-        url = wrep.save(report)
-    except Exception as err:  # noqa: BLE001 - no login, no server: one line, the Markdown report stands
-        print(f"error: the W&B Report could not be saved ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-              "--dry-run writes its spec without a server", file=sys.stderr)
-        return 1
-    print(f"report: W&B Report {url}")
-    return 0
+        return studies_of(records, args.optuna_storage)
+    except Exception as err:  # noqa: BLE001 - an unreachable or unreadable storage: one line, no secret
+        raise ValueError(f"--optuna-storage {mask_url(args.optuna_storage)}: cannot read its studies "
+                         f"({type(err).__name__}: {mask_url(str(err).splitlines()[0])[:200]})") from None
 
 
 if __name__ == "__main__":

@@ -29,20 +29,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 
 from lnl.config import ConfigError, parse_pairs
-from lnl.records import RECORD
-from lnl.report.load import from_folders
-from lnl.runner import DONE, cost_line, epoch_seconds, plan
+from lnl.runner import cost_line, epoch_seconds, load_records, plan, same_value, train_waves
 from lnl.report.select import index, sweep_configs
 from lnl.search import SearchSpaceError
 from lnl.sweep_config import SweepError
-from lnl.pool import train_pool
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="a grid sweep YAML, e.g. sweeps/paper_table.yaml")
     p.add_argument("--runs-dir", default="runs/sweep", help="where the run records go")
@@ -57,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
                         "next time); start none after that")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs and their state, and the estimated cost of what is missing; train nothing")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     if args.jobs < 1 or (args.deadline_s is not None and args.deadline_s <= 0):
         print(f"error: --jobs must be >= 1 and --deadline-s > 0; got {args.jobs} and {args.deadline_s}",
               file=sys.stderr)
@@ -68,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides["device"] = args.device
         wanted = parse_pairs(args.filter, "--filter")
         configs = [cfg for cfg in sweep_configs(args.sweep, args.runs_dir, overrides)
-                   if all(str(cfg.to_dict().get(k)) == v or _same_number(cfg.to_dict().get(k), v)
-                          for k, v in wanted.items())]
+                   if all(same_value(cfg.to_dict().get(k), v) for k, v in wanted.items())]
     except (SweepError, SearchSpaceError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         configs = configs[i - 1::n]
     store = load_records(args.runs_dir)
     jobs, todo = plan(configs, index(store))
-    done = sum(j.state in DONE for j in jobs)
+    done = sum(j.state in ("finished", "diverged") for j in jobs)
     deps = [j for j in todo if j.dependency]
     print(f"{len(configs)} runs in {args.sweep} ({done} done, {len(configs) - done} to run"
           + (f", after {len(deps)} pretrained run(s) they start from" if deps else "") + f") -> {args.runs_dir}")
@@ -91,24 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {job.state:<9} {job.recorded_as or job.run_id}"
                   + ("  (pretrained: others start from it)" if job.dependency else ""))
         return 0
-    start = time.perf_counter()
-    deadline = time.time() + args.deadline_s if args.deadline_s else None
-    failed: list[str] = []
-    starts = {j.cfg.init_config().default_run_id() for j in todo if j.cfg.init_from}
-    first = [j for j in todo if j.dependency or j.run_id in starts]  # what the others start from
-    for wave in (first, [j for j in todo if j not in first]):
-        if wave:
-            failed += train_pool([(k, j.cfg) for k, j in enumerate(wave, 1)], len(wave), args.jobs, deadline)
-    left = sum(j.state not in DONE for j in plan(configs, index(load_records(args.runs_dir)))[0])
-    print(f"sweep done in {time.perf_counter() - start:.0f}s; records under {args.runs_dir}/*/{RECORD}"
-          + (f"; {len(failed)} run(s) failed: {', '.join(failed)}" if failed else "")
-          + (f"; {left} run(s) still to train (run again to resume)" if left else ""))
-    return 1 if failed else 0
-
-
-def load_records(runs_dir: str) -> list:
-    """The store's records (for timing estimates); none if the folder does not exist yet."""
-    return from_folders([runs_dir], warn=lambda _: None) if Path(runs_dir).is_dir() else []
+    return train_waves(configs, todo, args)
 
 
 def _shard(text: str) -> tuple[int | None, int]:
@@ -118,13 +99,6 @@ def _shard(text: str) -> tuple[int | None, int]:
     except ValueError:
         return None, 0
     return (i, n) if 1 <= i <= n else (None, 0)
-
-
-def _same_number(value: object, text: str) -> bool:
-    try:
-        return float(value) == float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
 
 
 if __name__ == "__main__":

@@ -199,3 +199,21 @@ def _with_dependencies(configs: list[Any]) -> list[Any]:
             seen.add(cfg.default_run_id())
             out.append(cfg)
     return out
+
+
+def page_from_args(args: Any, records: list[dict[str, Any]]) -> int:
+    """``--headline``: the front page from the headline sweep file and the store."""
+    import sys
+
+    from lnl.config import ConfigError
+    from lnl.search import SearchSpaceError
+    from lnl.sweep_config import SweepError
+
+    try:
+        written = build_headline_page(args.headline, records, args.runs[0], args.out, studies=args.studies,
+                                      findings=args.findings)
+    except (SweepError, SearchSpaceError, ConfigError, PageError, OSError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"report: {', '.join(p.as_posix() for p in written)}")
+    return 0

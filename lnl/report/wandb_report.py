@@ -192,3 +192,36 @@ def save(report: Any) -> str:
     """Save the Report on the W&B server (needs a login); its URL."""
     report.save()
     return report.url
+
+
+def report_from_args(args: Any, records: list, written: list[Path]) -> int:
+    """``--wandb-report``: publish the figures to a report run, build the Report, save it (or write its spec)."""
+    import sys
+
+    from lnl.report import load
+    from lnl.report.build import command_line, publish_wandb
+
+    entity, _, project = args.wandb_report.partition("/")
+    if not entity or not project or "/" in project:
+        print(f"error: --wandb-report must be ENTITY/PROJECT; got {args.wandb_report!r}", file=sys.stderr)
+        return 2
+    run_name = f"report-{Path(args.out).name}"
+    figure_keys = [f"figures/{p.stem}" for p in written if p.suffix == ".png"]
+    calibration = load.from_folders(args.calibration) if args.calibration else None
+    report = build(records, entity, project, title=args.title, error=args.error, calibration=calibration,
+                        figure_keys=figure_keys, report_run=run_name, command=command_line())
+    if args.dry_run:
+        path = to_json(report, Path(args.out) / "wandb_report.json")
+        print(f"report: W&B Report spec ({len(report.blocks)} blocks) -> {path} (dry run: nothing sent; the "
+              f"figures panel reads the '{run_name}' run that a real run publishes)")
+        return 0
+    try:
+        publish_wandb(Path(args.out), written, records, project=project, entity=entity, mode="online",
+                      name=run_name)
+        url = save(report)
+    except Exception as err:  # noqa: BLE001 - no login, no server: one line, the Markdown report stands
+        print(f"error: the W&B Report could not be saved ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+              "--dry-run writes its spec without a server", file=sys.stderr)
+        return 1
+    print(f"report: W&B Report {url}")
+    return 0

@@ -1,7 +1,7 @@
 """A/B of each CPU kernel alone (issue 17): our fast-path step with all kernels, then with one kernel
 switched to its eager ops, interleaved rounds (lnl.bench.measure_all), median images/s.
 
-    .venv/bin/python scripts/kernel_ab.py STEPS ROUNDS OUT.json baseline,lnl
+    .venv/bin/python benchmarks/kernel_ab.py STEPS ROUNDS OUT.json baseline,lnl
 
 It switches a kernel off by wrapping the function the model or the losses call (a measurement
 script, not a library feature). The committed cpu_2core_kernel_ab.json was measured with the
