@@ -231,7 +231,7 @@ def test_a_retried_trial_continues_its_dead_trials_runs(tiny_config):
     seed0, seed1 = (objective.config(dead, k).run_id for k in (0, 1))
     finished_bytes = (runs / seed0 / "record.json").read_bytes()
     killed = json.loads((runs / seed1 / "record.json").read_text())
-    assert killed["status"] == "failed" and len(killed["epochs"]) == 1
+    assert killed["status"] == "interrupted" and len(killed["epochs"]) == 1
 
     def retry(obj):
         trial = study.ask()
