@@ -34,11 +34,12 @@ from typing import Any, Optional, Sequence
 
 # the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
 from lnl.data.colored import BIAS_IGNORE, COLOR_BOUNDS, COLOR_NOISE, STROKES, UNBIASED_COLORS
+from lnl.errors import UserError
 
 PAPER_COLOR_VARS = (0.020, 0.025, 0.030, 0.035, 0.040, 0.045, 0.050)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad key or value; ``str(err)`` is the one line shown to the user."""
 
     def __init__(self, key: str | None, message: str) -> None:

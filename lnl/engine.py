@@ -39,7 +39,6 @@ from lnl import fast_path, kernels
 from lnl.config import Config, ConfigError
 from lnl.workers import WorkerEnvError, apply_share
 from lnl.data import colored
-from lnl.data.cache import sha256_file as _sha256
 from lnl.data.dataset import ColoredMnist, load_generated, load_official
 from lnl.cuda_graphs import graphed_step
 from lnl.data.tensors import DeviceData
@@ -189,7 +188,9 @@ def lr_factor(cfg: Config, step: int, steps_per_epoch: int) -> float:
 
 # ---------------------------------------------------------------------------------------
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    """The batch order's generator. Wrapped to 64 bits: every seed Config accepts ([0, 2^63)) is valid, and
+    the seeds runs have used so far (< 1.8e13, where the product fits) keep their batch orders."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2 ** 64)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> str:
@@ -262,10 +263,13 @@ def pretrained_start(cfg: Config) -> dict[str, Any]:
     if path is None and cfg.init_artifacts:
         path = artifacts.fetch_pretrained(pre, pre_id)  # another machine's baseline, through W&B
     if path is None:
-        raise RuntimeError(f"pretraining run {pre_id} is finished but its final checkpoint (SHA-256 "
-                           f"{str(saved.get('sha256'))[:12]}…) is neither in {pre_dir} nor in "
-                           f"{store.checkpoint_store(pre.runs_dir)}; move the run folder aside to retrain it")
-    state = store.load_checkpoint(path, saved["sha256"])
+        raise ConfigError("init_from", f"pretraining run {pre_id} is finished but its final checkpoint (SHA-256 "
+                                       f"{str(saved.get('sha256'))[:12]}…) is neither in {pre_dir} nor in "
+                                       f"{store.checkpoint_store(pre.runs_dir)}; move {pre_dir} aside to retrain it")
+    try:  # digest checked before unpickling, weights only: a planted file runs nothing
+        state = store.load_checkpoint(path, saved.get("sha256"))
+    except store.CheckpointError as err:
+        raise ConfigError("init_from", f"{err}; move {pre_dir} aside to retrain it") from None
     store.keep(path, saved["sha256"], pre.runs_dir)  # another run starts from it: the store keeps it, once
     return {"run_id": pre_id, "sha256": saved["sha256"], "state": state}
 
@@ -292,12 +296,15 @@ def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> flo
     epoch runs at: the authors build their schedulers before loading the optimizer state, so their
     first LNL epoch keeps the pretrained run's last learning rate and the restarted schedule applies
     from the second epoch on (official trainer.py, ``_set_optimizer`` then ``_load_model``)."""
-    weights = {k: v for k, v in start["state"]["model"].items() if not k.startswith("h.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or any(not k.startswith("h.") for k in missing):
-        raise RuntimeError(f"pretrained weights of {start['run_id']} do not fit this architecture "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    load_optimizer_state(method.opt_fg, start["state"]["optimizers"]["fg"])
+    try:
+        weights = {k: v for k, v in start["state"]["model"].items() if not k.startswith("h.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.startswith("h.") for k in missing):
+            raise ValueError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+        load_optimizer_state(method.opt_fg, start["state"]["optimizers"]["fg"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:  # shapes, keys, a foreign dict
+        raise ConfigError("init_from", f"the final checkpoint of {start['run_id']} does not fit this network "
+                                       f"({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
     return float(method.opt_fg.param_groups[0]["lr"])
 
 
@@ -366,8 +373,13 @@ def train(config: Config, *, on_epoch: EpochCallback | None = None, tracker: Any
                                                "returns it, --overwrite trains it again")
             shutil.rmtree(run_dir)  # an unfinished (or explicitly overwritten) run starts over
         run_dir.mkdir(parents=True, exist_ok=True)
-        run = setup(cfg, run_id, run_dir, inputs, previous=previous, checkpoint=checkpoint, start=start,
-                    tracker=tracker, wall_start=wall_start)
+        try:
+            run = setup(cfg, run_id, run_dir, inputs, previous=previous, checkpoint=checkpoint, start=start,
+                        tracker=tracker, wall_start=wall_start)
+        except BaseException:
+            if checkpoint is None and not (run_dir / RECORD).exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # a start that failed leaves no empty run folder
+            raise
         status, reason = "finished", None
         try:
             with _signals_interrupt():
@@ -416,8 +428,8 @@ def _load_checkpoint(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
     path = run_dir / CHECKPOINT
     if not path.is_file():
         return None
-    expected = _checksum_path(path).read_text().strip() if _checksum_path(path).is_file() else None
     try:
+        expected = _checksum_path(path).read_text().strip() if _checksum_path(path).is_file() else None
         checkpoint = store.load_checkpoint(path, expected)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint: start over, loudly
         print(f"lnl: warning: checkpoint {path} is corrupt ({type(err).__name__}: {err}); "
@@ -655,9 +667,14 @@ def finish(run: Run, status: str, reason: str | None) -> None:
     record["status"], record["reason"] = status, reason
     record["final"] = _summary(record["epochs"], record["confusion"], status)
     if status == "finished":
-        digest = _save_checkpoint(run.run_dir / FINAL_CHECKPOINT, {
-            "model": run.model.state_dict(),
-            "optimizers": {k: o.state_dict() for k, o in run.method.optimizers.items()}})
+        try:
+            digest = _save_checkpoint(run.run_dir / FINAL_CHECKPOINT, {
+                "model": run.model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in run.method.optimizers.items()}})
+        except OSError as err:  # a full disk: the record says why, and --resume trains the run again
+            record["status"], record["reason"] = "failed", f"OSError writing {FINAL_CHECKPOINT}: {err}"
+            run.save_record()
+            raise
         record["final_checkpoint"] = {"file": FINAL_CHECKPOINT, "sha256": digest}
     if run.tracker is not None:
         if status == "finished" and hasattr(run.tracker, "log_checkpoint"):

@@ -70,9 +70,10 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / RECORD
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None  # a record is a JSON object; anything else is no record
 
 
 def git_commit() -> str | None:

@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from lnl.config import Config, ConfigError
 from lnl.engine import StopRun, train
+from lnl.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 
@@ -49,7 +50,7 @@ def experimental_ok() -> Iterator[None]:
         yield
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     pass
 
 

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from lnl.data.cache import sha256_file
+from lnl.errors import UserError
 from lnl.records import FINAL_CHECKPOINT
 
 CHECKPOINTS = "_checkpoints"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing, does not match its recorded digest, or is not a weights-only file."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import yaml
 
 from lnl.config import Config, ConfigError
+from lnl.errors import UserError
 
 SWEEP_KEYS = {"program", "method", "metric", "parameters", "early_terminate", "run_cap", "command", "name",
               "description", "project", "entity"}
@@ -27,10 +28,12 @@ DISTRIBUTIONS = {"constant", "categorical", "int_uniform", "uniform", "q_uniform
                  "log_uniform_values", "q_log_uniform_values", "inv_log_uniform_values", "normal", "q_normal",
                  "log_normal", "q_log_normal"}
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
+SPEC_KEYS = {"value", "values", "distribution", "min", "max", "mu", "sigma", "q", "probabilities", "parameters"}
+SEARCH_METHODS = {"grid", "random", "bayes"}
 
 
-class SweepError(ValueError):
-    pass
+class SweepError(UserError):
+    """A sweep YAML that W&B or this harness would reject or misread."""
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
@@ -38,8 +41,8 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         sweep = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise SweepError(f"{path}: cannot read sweep YAML ({err})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # missing, binary, or broken YAML
+        raise SweepError(f"{path}: cannot read sweep YAML ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     if not isinstance(sweep, dict):
         raise SweepError(f"{path}: a sweep YAML is a mapping")
     problems = check_sweep(sweep)
@@ -69,8 +72,13 @@ def _spec_kind(spec: dict[str, Any]) -> str:
 
 
 def check_sweep(sweep: dict[str, Any]) -> list[str]:
-    """Problems that would make the sweep fail or silently do something else; [] if none."""
+    """Problems that would make the sweep fail or silently do something else; [] if none.
+
+    The shape is checked before any value: a scalar where W&B wants a list (``values: 0.5``) would
+    otherwise be iterated character by character, and a misspelt key (``valuse``) silently ignored.
+    """
     problems = [f"unknown top-level key {k!r}" for k in sweep if k not in SWEEP_KEYS]
+    problems += _top_level_shape(sweep)
     params = sweep.get("parameters")
     if not isinstance(params, dict) or not params:
         return problems + ["needs a 'parameters' mapping"]
@@ -84,6 +92,10 @@ def check_sweep(sweep: dict[str, Any]) -> list[str]:
             continue
         if "parameters" in spec:
             problems.append(f"parameter {name!r}: nested parameters are not supported (use flat names)")
+            continue
+        shape = _spec_shape(spec)
+        if shape:
+            problems.append(f"parameter {name!r}: {shape}")
             continue
         kind = _spec_kind(spec)
         if kind not in DISTRIBUTIONS:
@@ -101,13 +113,49 @@ def check_sweep(sweep: dict[str, Any]) -> list[str]:
                     problems.append(f"parameter {name!r}: min must be below max")
             except (TypeError, ValueError):
                 problems.append(f"parameter {name!r}: min and max must be numbers (write 1.0e-5, not 1e-5)")
+    return problems
+
+
+def _top_level_shape(sweep: dict[str, Any]) -> list[str]:
+    """What each top-level key must be (W&B's sweep configuration reference)."""
+    problems = []
+    for key in ("program", "name", "description", "project", "entity"):
+        if key in sweep and not isinstance(sweep[key], str):
+            problems.append(f"{key} must be a string; got {type(sweep[key]).__name__}")
+    if "method" in sweep and sweep["method"] not in SEARCH_METHODS:
+        problems.append(f"method must be one of {', '.join(sorted(SEARCH_METHODS))}; got {sweep['method']!r}")
     metric = sweep.get("metric")
-    if metric is not None and (not isinstance(metric, dict) or "name" not in metric):
+    if metric is not None and (not isinstance(metric, dict) or not isinstance(metric.get("name"), str)):
         problems.append("metric needs a name")
+    elif metric is not None and metric.get("goal", "maximize") not in ("maximize", "minimize"):
+        problems.append(f"metric goal must be maximize or minimize; got {metric.get('goal')!r}")
     command = sweep.get("command")
     if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
         problems.append("command must be a YAML block list of strings")
+    run_cap = sweep.get("run_cap")
+    if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
+        problems.append(f"run_cap must be an integer >= 1; got {run_cap!r}")
+    if "early_terminate" in sweep and not isinstance(sweep["early_terminate"], dict):
+        problems.append("early_terminate must be a mapping such as {type: hyperband, min_iter: 3}")
     return problems
+
+
+def _spec_shape(spec: dict[str, Any]) -> str | None:
+    """Why one parameter's spec has the wrong shape, or None."""
+    unknown = sorted(str(k) for k in spec if k not in SPEC_KEYS)
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)} (a spec has value, values, distribution, min, max, ...)"
+    if "values" in spec and (not isinstance(spec["values"], list) or not spec["values"]):
+        return f"values must be a non-empty list such as [0.1, 0.2]; got {spec['values']!r}"
+    if "value" in spec and isinstance(spec["value"], (list, dict)):
+        return f"value must be one value (use values: [...] for several); got {spec['value']!r}"
+    probabilities = spec.get("probabilities")
+    if probabilities is not None and (not isinstance(probabilities, list)
+                                      or len(probabilities) != len(spec.get("values") or [])):
+        return "probabilities must be a list as long as values"
+    if "distribution" in spec and not isinstance(spec["distribution"], str):
+        return f"distribution must be a name such as log_uniform_values; got {spec['distribution']!r}"
+    return None
 
 
 def _example_values(kind: str, spec: dict[str, Any]) -> list[Any]:

@@ -23,11 +23,13 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from lnl.errors import UserError
+
 WORKERS_ENV = "LNL_WORKERS"
 WORKER_INDEX_ENV = "LNL_WORKER_INDEX"
 
 
-class WorkerEnvError(ValueError):
+class WorkerEnvError(UserError):
     """A bad ``LNL_WORKERS`` / ``LNL_WORKER_INDEX`` value (one line, names the variable)."""
 
 

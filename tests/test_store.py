@@ -35,7 +35,7 @@ def test_init_from_resolves_the_baseline_from_the_store_by_digest(tiny_config, t
     assert second.status == "finished" and _record(second)["init"] == {**_record(first)["init"]}
     assert not (base_dir / "final.pt").exists()                      # not retrained
     kept.write_bytes(kept.read_bytes()[:-10] + b"0123456789")       # altered bytes are never loaded
-    with pytest.raises(RuntimeError, match="neither in"):
+    with pytest.raises(lnl.ConfigError, match="neither in"):
         lnl.train(make(**{"lambda": 0.3}))
 
 

@@ -18,3 +18,42 @@ entry point            module              library
 
 Exit codes: 0 done, 1 a run or an external service failed, 2 a bad flag or value (one line).
 """
+from __future__ import annotations
+
+import errno
+import functools
+import sys
+from typing import Callable, Optional, Sequence
+
+from lnl.errors import UserError
+
+Main = Callable[[Optional[Sequence[str]]], int]
+_FIXABLE_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
+
+
+def one_line_errors(main: Main) -> Main:
+    """The one top-level handler of every command: the harness's own :class:`~lnl.errors.UserError`
+    becomes ``error: <message>`` on one line and exit status 2; any other exception keeps its traceback."""
+
+    @functools.wraps(main)
+    def wrapped(argv: Optional[Sequence[str]] = None) -> int:
+        try:
+            return main(argv)
+        except UserError as err:
+            print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            if err.errno not in _FIXABLE_OS_ERRORS:
+                raise
+            # A full disk, a read-only or forbidden folder: the user's to fix, not a bug. Records say why.
+            print(f"error: {err.filename or 'writing'}: {err.strerror}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+def at_least(**bounds: tuple[float, float]) -> None:
+    """Refuse the first flag below its bound, e.g. ``at_least(steps=(args.steps, 1))``: a UserError naming it."""
+    for name, (value, least) in bounds.items():
+        if value is not None and value < least:
+            raise UserError(f"--{name.replace('_', '-')} must be >= {least}; got {value}")

@@ -17,8 +17,6 @@ import argparse
 import contextlib
 import json
 import platform
-import sys
-from pathlib import Path
 
 import torch
 
@@ -26,20 +24,23 @@ from lnl import fast_path
 from lnl.bench import bench_data, cpu_model
 from lnl.bench_suites import (PRECISION_VARIANTS, STEP_VARIANTS, TRIAL_RECIPE, accuracy_lines, accuracy_suite,
                               speed_suite, speed_table, speed_variants, workers_suite, workers_table)
+from lnl.commands import at_least, one_line_errors
 from lnl.config import Config
-from lnl.engine import build_training, cpu_has_fast_bf16, cpu_kernels_status, resolve_precision
+from lnl.engine import build_training, cpu_has_fast_bf16, cpu_kernels_status, resolve_device, resolve_precision
+from lnl.records import write_text_atomic
 from lnl.workers import available_cores
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: the GPU when there is one; cuda on a machine without one is refused")
     p.add_argument("--warmup", type=int, default=10, help="warm-up steps before timing")
     p.add_argument("--steps", type=int, default=40, help="timed steps per round for the throughput")
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds; the median is reported")
     p.add_argument("--no-epoch", action="store_true", help="skip the full-epoch (60,000 images) timing")
-    p.add_argument("--no-reference-epoch", action="store_true",
-                   help="time the full epoch of our pipelines only (the reference's takes minutes)")
+    p.add_argument("--no-reference-epoch", action="store_true", help="skip the reference's epoch (minutes)")
     p.add_argument("--ablation", action="store_true", help="also time our path with each optimization off/on")
     p.add_argument("--accuracy-epochs", type=int, default=0,
                    help="also train baseline and LNL this many epochs with the fast and the fp32 plain path")
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="--workers: epochs of the short LNL recipe timed for trials/hour (0: skip)")
     p.add_argument("--json", default=None, help="write all results to this JSON file")
     args = p.parse_args(argv)
+    at_least(warmup=(args.warmup, 0), steps=(args.steps, 1), repeats=(args.repeats, 1), trial_epochs=(
+        args.trial_epochs, 0), accuracy_epochs=(args.accuracy_epochs, 0), one_pass_epochs=(args.one_pass_epochs, 0),
+             workers=(min(args.workers or [1]), 1))
+    args.device = resolve_device(args.device).type  # cuda without a GPU: a ConfigError, one line
     with contextlib.suppress(KeyboardInterrupt):
         return workers_main(args) if args.workers else speed_main(args)
     return 130
@@ -62,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def speed_main(args: argparse.Namespace) -> int:
     """Ours vs the reference (and the ablation, accuracy checks): the default table."""
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(args.device)
     fast = resolve_precision("auto", device)
     data = bench_data(args.cache_dir, args.color_var)
     env = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -99,11 +103,7 @@ def speed_main(args: argparse.Namespace) -> int:
 
 def workers_main(args: argparse.Namespace) -> int:
     """``--workers``: total throughput of N processes at once and trials/hour."""
-    if any(n < 1 for n in args.workers):
-        print("error: --workers takes whole numbers >= 1", file=sys.stderr)
-        return 2
-    cores = len(available_cores())
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    cores, device = len(available_cores()), args.device
     env = {"device": device, "device_name": torch.cuda.get_device_name(0) if device == "cuda" else cpu_model(),
            "cores": cores, "torch": torch.__version__,
            "fast_precision": resolve_precision("auto", torch.device(device)), "cpu_bf16": cpu_has_fast_bf16(),
@@ -122,7 +122,7 @@ def workers_main(args: argparse.Namespace) -> int:
 
 def _write_json(path: str | None, results: dict) -> None:
     if path:
-        Path(path).write_text(json.dumps(results, indent=1))
+        write_text_atomic(path, json.dumps(results, indent=1))
         print(f"results written to {path}")
 
 

@@ -14,10 +14,12 @@ import sys
 
 import yaml
 
-from lnl.config import Config, ConfigError
-from lnl.sweep_config import SweepError, for_condition, load_sweep
+from lnl.commands import one_line_errors
+from lnl.config import Config
+from lnl.sweep_config import for_condition, load_sweep
 
 
+@one_line_errors
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="a sweep YAML, e.g. sweeps/lnl_tune.yaml")
@@ -28,18 +30,10 @@ def main(argv=None) -> int:
     parser.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"))
     parser.add_argument("--dry-run", action="store_true", help="print the sweep configs; create nothing")
     args = parser.parse_args(argv)
-    try:
-        base = load_sweep(args.sweep)
-    except SweepError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    base = load_sweep(args.sweep)  # a SweepError or ConfigError is one line, exit 2 (one_line_errors)
     levels = args.color_var or [None]
-    try:
-        for cv in levels:  # Config.validate is the one place values are checked
-            Config.from_dict({"color_var": cv} if cv is not None else {}).validate()
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    for cv in levels:  # Config.validate is the one place values are checked
+        Config.from_dict({"color_var": cv} if cv is not None else {}).validate()
     configs = [for_condition(base, cv, args.method) for cv in levels]
     if args.dry_run:
         for cfg in configs:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from lnl.commands import one_line_errors
 from lnl.config import Config
 from lnl.data.dataset import load_generated
 from lnl.engine import resolve_device, resolve_precision, train
@@ -33,6 +34,7 @@ def train_size() -> int | None:
     return FP32_CPU_TRAIN_SIZE if device.type == "cpu" and resolve_precision("auto", device) == "fp32" else None
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     del argv  # no flags
     start = time.perf_counter()

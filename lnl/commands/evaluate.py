@@ -18,9 +18,10 @@ import io
 import sys
 from pathlib import Path
 
+from lnl.commands import one_line_errors
 from lnl.config import ConfigError, parse_pairs
 from lnl.records import read_record, write_text_atomic
-from lnl.store import CheckpointError, checkpoint_store, final_checkpoint_path
+from lnl.store import checkpoint_store, final_checkpoint_path
 from lnl.rescore import DATA_KEYS, EXECUTION_KEYS, evaluate_run, overridden_config
 
 SPLITS = ("val_biased", "val_unbiased", "test")
@@ -36,32 +37,28 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    try:
-        overrides = parse_pairs(args.set, "--set")
-        jobs = []
-        for folder in map(Path, args.runs):
-            record = read_record(folder)
-            if record is None or record.get("status") != "finished" or final_checkpoint_path(folder, record) is None:
-                print(f"error: {folder}: not a finished run with its final checkpoint (beside the record or in "
-                      f"{checkpoint_store(folder.parent)})", file=sys.stderr)
-                return 1
-            jobs.append((folder, record, overridden_config(record, overrides)))
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    from lnl.workers import WorkerEnvError, apply_share
+    if args.out and (Path(args.out).is_dir() or not Path(args.out).parent.resolve().is_dir()):
+        raise ConfigError(None, f"--out {args.out}: must name a file in an existing folder")
+    overrides = parse_pairs(args.set, "--set")
+    jobs = []
+    for folder in map(Path, args.runs):
+        record = read_record(folder)
+        if record is None or record.get("status") != "finished" or final_checkpoint_path(folder, record) is None:
+            print(f"error: {folder}: not a finished run with its final checkpoint (beside the record or in "
+                  f"{checkpoint_store(folder.parent)})", file=sys.stderr)
+            return 1
+        jobs.append((folder, record, overridden_config(record, overrides)))
+    from lnl.workers import apply_share
 
     rows, data_cache = [], {}
     for i, (folder, record, cfg) in enumerate(jobs):
-        try:
-            if i == 0 or cfg.threads != jobs[i - 1][2].threads:  # the process's thread share, set once
-                apply_share(cfg.threads)
-            acc = evaluate_run(folder, cfg, record, args.splits, data_cache)
-        except (WorkerEnvError, CheckpointError) as err:  # a planted, altered or truncated checkpoint included
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        if i == 0 or cfg.threads != jobs[i - 1][2].threads:  # the process's thread share, set once
+            apply_share(cfg.threads)
+        # A planted, altered or truncated checkpoint is a CheckpointError: one line, exit 2 (one_line_errors).
+        acc = evaluate_run(folder, cfg, record, args.splits, data_cache)
         row = {"run_id": record["run_id"], "method": cfg.method, "trained_color_var": record["config"]["color_var"],
                "seed": cfg.seed, "overrides": " ".join(f"{k}={v}" for k, v in sorted(overrides.items())),
                **{f"{s}/acc": round(a, 4) for s, a in acc.items()},

@@ -20,10 +20,10 @@ import argparse
 import os
 import sys
 
-from lnl.config import ConfigError, parse_pairs
-from lnl.search import DEFAULT_STORAGE, SearchSpaceError, mask_argv, mask_url, open_storage
+from lnl.commands import at_least, one_line_errors
+from lnl.config import parse_pairs
+from lnl.search import DEFAULT_STORAGE, mask_argv, mask_url, open_storage
 from lnl.studies import Search, quiet_optuna
-from lnl.sweep_config import SweepError
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -65,25 +65,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     args = parse(argv)
     # W&B records the command line of every run; a storage URL's password must not travel with it.
     # args keeps the real URL; sys.argv (also what spawned workers inherit) gets the masked one.
     sys.argv[:] = mask_argv(sys.argv)
-    if args.n_jobs < 1 or args.n_trials < 0 or args.seeds_per_trial < 1 or \
-            (args.max_trials is not None and args.max_trials < 1) or (args.timeout is not None and args.timeout <= 0):
-        print("error: --n-jobs, --seeds-per-trial and --max-trials must be >= 1, --n-trials >= 0 and --timeout > 0; "
-              f"got {args.n_jobs}, {args.seeds_per_trial}, {args.max_trials}, {args.n_trials} and {args.timeout}",
-              file=sys.stderr)
-        return 2
-    try:
-        options = {k: v for k, v in vars(args).items() if k not in ("space", "set")}
-        search = Search(space_file=args.space, values=dict(parse_pairs(args.set, "--set")), **options)
-        studies = search.plan()
-    except (SweepError, SearchSpaceError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    at_least(n_jobs=(args.n_jobs, 1), n_trials=(args.n_trials, 0), seeds_per_trial=(args.seeds_per_trial, 1),
+             max_trials=(args.max_trials, 1), timeout=(args.timeout, 1))
+    options = {k: v for k, v in vars(args).items() if k not in ("space", "set")}
+    search = Search(space_file=args.space, values=dict(parse_pairs(args.set, "--set")), **options)
+    studies = search.plan()
     quiet_optuna()
     import optuna
 

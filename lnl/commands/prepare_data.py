@@ -9,12 +9,14 @@ import argparse
 import sys
 import time
 
-from lnl.config import PAPER_COLOR_VARS, Config, ConfigError
+from lnl.commands import one_line_errors
+from lnl.config import PAPER_COLOR_VARS, Config
 from lnl.data.dataset import load_generated
 from lnl.data import colored
 from lnl.data.mnist import MnistUnavailable
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--color-var", type=float, nargs="+", default=[0.02],
@@ -32,15 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = PAPER_COLOR_VARS if args.paper_levels else args.color_var
     for cv in levels:
-        try:  # Config.validate is the one place values are checked
-            cfg = Config.from_dict({"color_var": cv, "palette": args.palette, "strokes": args.strokes,
-                                    "color_noise": args.color_noise, "data_seed": args.data_seed,
-                                    "unbiased_colors": args.unbiased_colors, "color_bounds": args.color_bounds,
-                                    "val_size": args.val_size, "cache_dir": args.cache_dir,
-                                    "data_dir": args.data_dir}).validate()
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        cfg = Config.from_dict({"color_var": cv, "palette": args.palette, "strokes": args.strokes,  # one check
+                                "color_noise": args.color_noise, "data_seed": args.data_seed,
+                                "unbiased_colors": args.unbiased_colors, "color_bounds": args.color_bounds,
+                                "val_size": args.val_size, "cache_dir": args.cache_dir,
+                                "data_dir": args.data_dir}).validate()
         t = time.perf_counter()
         try:
             data = load_generated(cv, cfg.palette, cfg.data_seed, cfg.val_size, cache_dir=cfg.cache_dir,

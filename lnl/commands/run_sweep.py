@@ -30,11 +30,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lnl.commands import at_least, one_line_errors
 from lnl.config import ConfigError, parse_pairs
 from lnl.runner import cost_line, epoch_seconds, load_records, plan, same_value, train_waves
 from lnl.report.select import index, sweep_configs
-from lnl.search import SearchSpaceError
-from lnl.sweep_config import SweepError
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -55,22 +54,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if args.jobs < 1 or (args.deadline_s is not None and args.deadline_s <= 0):
-        print(f"error: --jobs must be >= 1 and --deadline-s > 0; got {args.jobs} and {args.deadline_s}",
-              file=sys.stderr)
-        return 2
-    try:
-        overrides = parse_pairs(args.set, "--set")
-        if args.device:
-            overrides["device"] = args.device
-        wanted = parse_pairs(args.filter, "--filter")
-        configs = [cfg for cfg in sweep_configs(args.sweep, args.runs_dir, overrides)
-                   if all(same_value(cfg.to_dict().get(k), v) for k, v in wanted.items())]
-    except (SweepError, SearchSpaceError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    at_least(jobs=(args.jobs, 1), deadline_s=(args.deadline_s, 1))
+    overrides = parse_pairs(args.set, "--set")
+    if args.device:
+        overrides["device"] = args.device
+    wanted = parse_pairs(args.filter, "--filter")
+    every = sweep_configs(args.sweep, args.runs_dir, overrides)
+    configs = [cfg for cfg in every if all(same_value(cfg.to_dict().get(k), v) for k, v in wanted.items())]
+    if wanted and not configs:  # a typo in a key or value would otherwise be "nothing to train"
+        raise ConfigError(None, f"--filter {' '.join(args.filter)} matches none of the {len(every)} runs in "
+                                f"{args.sweep} (keys are config keys, e.g. method=gray color_var=0.02)")
     if args.shard:
         i, n = _shard(args.shard)
         if i is None:

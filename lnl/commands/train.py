@@ -4,24 +4,19 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from lnl.config import ConfigError, parse_args
+from lnl.commands import one_line_errors
+from lnl.config import parse_args
 
 
+@one_line_errors
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, train, print the unbiased test accuracy. Exit 2 on a bad config."""
-    try:
-        cfg = parse_args(argv)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = parse_args(argv)
     from lnl.data.mnist import MnistUnavailable
     from lnl.engine import train
 
     try:
         result = train(cfg)
-    except ConfigError as err:  # found by train() before it touched anything: bad device, files, run state
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except MnistUnavailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

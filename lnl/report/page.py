@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from lnl.analysis import equal_baseline, figures, headline, study, test_colors, test_draw
+from lnl.errors import UserError
 from lnl.report.select import pairs, select, sweep_configs
 from lnl.runner import epoch_seconds
 from lnl.sweep_config import load_sweep
@@ -32,7 +33,7 @@ MAX_FINDINGS = 10
 MAX_LINES = 250
 
 
-class PageError(ValueError):
+class PageError(UserError):
     """The page's inputs are inconsistent (too many findings, a link to nothing, a page too long)."""
 
 
