@@ -491,7 +491,7 @@ def _convert(name: str, tp: Any, raw: Any) -> Any:
             if not isinstance(raw, (list, tuple)):
                 raise ValueError
             return [str(v) for v in raw]
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, OverflowError, SyntaxError, RecursionError):  # a YAML list or mapping included
         pass
     kind = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}.get(tp, "a list")
     raise ConfigError(key, f"must be {kind}{' or None' if optional else ''}; got {raw!r}")

@@ -45,6 +45,16 @@ def test_the_handler_shows_the_harness_s_errors_in_one_line_and_keeps_a_bug_s_tr
         bug(None)
 
 
+@pytest.mark.parametrize("text", ["lr: [1, 2]", "lr: {a: 1}", "epochs: [1]", "seed: [0]", "color_var: [0.02]",
+                                  "tags: {a: 1}", "threads: [[1]]"])
+def test_a_yaml_value_of_the_wrong_kind_is_one_line(text, tmp_path, capsys):
+    from lnl.commands.train import main
+
+    (tmp_path / "c.yaml").write_text(text + "\n")
+    assert main(["--config", str(tmp_path / "c.yaml")]) == 2
+    _one_line(capsys, f"(--{text.split(':')[0].replace('_', '-')}): must be")
+
+
 def test_every_seed_the_config_accepts_trains(tiny_config):
     """Seeds up to 2^63 - 1 pass validation; the batch-order generator once overflowed from about 1.85e13."""
     result = lnl.train(tiny_config(method="baseline", seed=2 ** 63 - 1, train_size=400, test_size=200))
