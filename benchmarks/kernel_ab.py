@@ -1,5 +1,5 @@
 """A/B of each CPU kernel alone (issue 17): our fast-path step with all kernels, then with one kernel
-switched to its eager ops, interleaved rounds (lnl.bench.measure_all), median images/s.
+switched to its eager ops, interleaved rounds (lnl.accel.bench.measure_all), median images/s.
 
     .venv/bin/python benchmarks/kernel_ab.py STEPS ROUNDS OUT.json baseline,lnl
 
@@ -11,9 +11,9 @@ import sys
 
 import torch
 import lnl.models as M
-from lnl import kernels
-from lnl.bench import bench_data, measure_all, ours, cpu_model
-from lnl.engine import resolve_precision
+from lnl.accel import kernels
+from lnl.accel.bench import bench_data, measure_all, ours, cpu_model
+from lnl.training.device import resolve_precision
 
 off = set()
 pool, lok = M.max_pool_relu, kernels.losses_ok

@@ -15,7 +15,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {"Config": "lnl.config", "ConfigError": "lnl.config", "parse_args": "lnl.config",
-         "StopRun": "lnl.engine", "train": "lnl.engine", "RunResult": "lnl.records"}
+         "StopRun": "lnl.training.loop", "train": "lnl.training.loop", "RunResult": "lnl.records"}
 
 __all__ = [*_LAZY, "__version__"]
 

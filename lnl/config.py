@@ -181,7 +181,7 @@ class Config:
                                  "f's input batch norm folded into its first convolution; same values and "
                                  "gradients",
                            identity=False)
-    fast_path: str = _f("tuned", "CPU layout (lnl.fast_path): 'tuned' times the layouts --channels-last and "
+    fast_path: str = _f("tuned", "CPU layout (lnl.accel.fast_path): 'tuned' times the layouts --channels-last and "
                                  "--cpu-kernels allow on this CPU at first use (cached per CPU) and takes the "
                                  "fastest; 'cl+kernels', 'cl' or 'nchw' forces one; 'manual' uses "
                                  "--channels-last and --cpu-kernels as given. Same numbers either way",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lnl import kernels
+import lnl.accel.kernels as kernels
 from lnl.data.colored import IGNORE_INDEX
 
 
@@ -42,7 +42,7 @@ def grad_reverse(x: torch.Tensor, mu: float) -> torch.Tensor:
 def neg_entropy(logits: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """Mean of ``sum_k p_k log p_k`` over heads, batch and pixels (minimize: more uncertainty).
 
-    ``fused``: on CPU, one C kernel pass (lnl.kernels) instead of the eager ops; same value and gradient.
+    ``fused``: on CPU, one C kernel pass (lnl.accel.kernels) instead of the eager ops; same value and gradient.
     """
     if fused and kernels.losses_ok(logits) and _kernels_verified():
         return kernels.neg_entropy(logits)
@@ -62,7 +62,7 @@ def bias_ce(logits: torch.Tensor, labels: torch.Tensor, fused: bool = False) -> 
     """Sum over the 3 heads of each head's mean cross-entropy over non-background pixels.
 
     ``labels``: (N, 3, H, W) integer bins, ``IGNORE_INDEX`` on background pixels. ``fused``: on
-    CPU with uint8 labels, one C kernel pass (lnl.kernels) instead of the eager ops.
+    CPU with uint8 labels, one C kernel pass (lnl.accel.kernels) instead of the eager ops.
     """
     if fused and kernels.losses_ok(logits, labels) and _kernels_verified():
         return kernels.bias_ce(logits, labels)

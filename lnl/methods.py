@@ -36,7 +36,7 @@ Stats = dict[str, torch.Tensor]
 def make_optimizer(cfg: Config, params: Iterable[torch.nn.Parameter], lr: float,
                    graphable: bool = False) -> torch.optim.Optimizer:
     """SGD or Adam as ``cfg`` says; ``graphable``: fused SGD (same update rule, capturable by
-    lnl.cuda_graphs)."""
+    lnl.accel.cuda_graphs)."""
     params = list(params)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -58,7 +58,7 @@ class Method(abc.ABC):
         self.opt_fg = make_optimizer(cfg, list(model.f.parameters()) + list(model.g.parameters()), cfg.lr,
                                      graphable)
         self.opt_h = make_optimizer(cfg, model.h.parameters(), cfg.bias_lr or cfg.lr, graphable)
-        # lnl.kernels' one-pass losses on CPU (same values and gradients; ctypes calls don't compile)
+        # lnl.accel.kernels' one-pass losses on CPU (same values and gradients; ctypes calls don't compile)
         self.fused = cfg.cpu_kernels and not compile
         wrap = torch.compile if compile else (lambda m: m)
         self.f, self.g, self.h = wrap(model.f), wrap(model.g), wrap(model.h)

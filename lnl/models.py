@@ -12,7 +12,7 @@ faster (each checked against the reference pipeline in ``tests/test_fast_path``)
   because ReLU is monotonic, and the pooled tensor is 4x smaller.
 * On CPU (``fused_kernels``, set by the engine from ``Config.cpu_kernels`` with
   :meth:`LNLNet.use_fused_kernels`): max-pool + ReLU in f runs as a fused C kernel
-  (:mod:`lnl.kernels`; a batch norm + ReLU kernel for h was dropped: it bought 2-3%
+  (:mod:`lnl.accel.kernels`; a batch norm + ReLU kernel for h was dropped: it bought 2-3%
   of an LNL step), and in training f's input batch norm is folded into its first convolution
   (:meth:`FeatureExtractor._bn0_conv1_folded`). Same values and gradients
   (``tests/test_kernels.py``); GPU runs are unchanged.
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lnl.kernels import max_pool_relu, uses_batch_statistics
+from lnl.accel.kernels import max_pool_relu, uses_batch_statistics
 from lnl.registry import Registry
 
 ARCHS: Registry = Registry("architecture")
@@ -160,7 +160,7 @@ class LNLNet(nn.Module):
         return self.g(self.f(x))
 
     def use_fused_kernels(self, on: bool) -> None:
-        """Run f's max-pool + ReLU as a fused CPU kernel (lnl.kernels) and fold its input batch norm."""
+        """Run f's max-pool + ReLU as a fused CPU kernel (lnl.accel.kernels) and fold its input batch norm."""
         self.f.fused_kernels = on
 
 

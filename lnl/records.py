@@ -9,6 +9,7 @@ dicts logged to W&B (:mod:`lnl.tracking`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lnl.config import ConfigError
 
 SCHEMA = "lnl.run/1"
 RECORD = "record.json"
@@ -108,3 +111,24 @@ class RunResult:
     def from_record(cls, record: dict[str, Any], run_dir: Path) -> "RunResult":
         return cls(record["run_id"], Path(run_dir), record["status"], record.get("final") or {},
                    record.get("epochs") or [], record.get("reason"))
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, wait: bool = True, what: str = ""):
+    """An exclusive advisory lock (POSIX ``flock``, released by the kernel when its process dies).
+
+    ``wait=True``: block until it is free (workers sharing one pretraining run); ``wait=False``:
+    a clear error if another process holds it (two processes must not train one run folder).
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as stream:
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ConfigError("run_id", f"{what or path} is being trained by another process right now") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_UN)

@@ -32,7 +32,8 @@ def run_data(cfg: Config, data_cache: dict[str, Any]) -> tuple[Any, Any]:
     """``cfg``'s data for its method's input kind, as arrays and on the device: loaded once per distinct
     data configuration and input kind, through ``data_cache``."""
     from lnl.data.tensors import DeviceData
-    from lnl.engine import load_data, resolve_device
+    from lnl.training.build import load_data
+    from lnl.training.device import resolve_device
     from lnl.methods import METHODS
     gray = METHODS.get(cfg.method).input_kind == "gray"
     key = json.dumps([{k: getattr(cfg, k) for k in DATA_KEYS}, gray], sort_keys=True, default=str)
@@ -46,7 +47,7 @@ def run_data(cfg: Config, data_cache: dict[str, Any]) -> tuple[Any, Any]:
 def evaluate_run(run_dir: Path, cfg: Config, record: dict[str, Any], splits: list[str],
                  data_cache: dict[str, Any]) -> dict[str, float]:
     """Accuracy on each of ``splits`` of the run's final network on ``cfg``'s data (see :func:`run_data`)."""
-    from lnl.engine import evaluate
+    from lnl.training.evaluation import evaluate
     _, data = run_data(cfg, data_cache)
     model, autocast = final_network(run_dir, cfg, record, data.device)
     return {s: evaluate(model, data, s, autocast, bias_head=False)["acc"] for s in splits}
@@ -58,7 +59,7 @@ def predictions_on_test(run_dir: Path, cfg: Config, record: dict[str, Any],
     mean each test digit's color was drawn around (0-9; -1 under a draw without one), as NumPy arrays."""
     import numpy as np
 
-    from lnl.engine import evaluate
+    from lnl.training.evaluation import evaluate
     raw, data = run_data(cfg, data_cache)
     model, autocast = final_network(run_dir, cfg, record, data.device)
     pred = evaluate(model, data, "test", autocast, bias_head=False)["pred"]
@@ -69,7 +70,8 @@ def predictions_on_test(run_dir: Path, cfg: Config, record: dict[str, Any],
 def final_network(run_dir: Path, cfg: Config, record: dict[str, Any], device: Any) -> tuple[Any, Any]:
     """The finished run's network (its ``final.pt``) built for ``cfg`` on ``device``, and the autocast of
     the precision the run trained in (its record), so a bf16 run is scored as it scored itself."""
-    from lnl.engine import autocast_factory, prepare_model
+    from lnl.training.device import autocast_factory
+    from lnl.training.build import prepare_model
     model = prepare_model(cfg, device)
     path = store.final_checkpoint_path(run_dir, record)
     if path is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lnl.config import Config
-from lnl.pool import train_pool
+from lnl.accel.pool import train_pool
 from lnl.records import RECORD, read_record
 from lnl.report.load import from_folders
 from lnl.report.select import find, index

@@ -35,7 +35,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import TrialState
 
 from lnl.config import Config, ConfigError
-from lnl.engine import StopRun, train
+from lnl.training.loop import StopRun, train
 from lnl.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"

@@ -11,7 +11,7 @@ the Optuna pieces it combines (space, storage, objective, one worker's loop) are
   creation races on the tables), fails the trials of dead workers and returns each
   study's cap on trials.
 * :func:`worker` is one worker process (several with ``n_jobs``, each on its share of the
-  cores, :mod:`lnl.workers`).
+  cores, :mod:`lnl.accel.workers`).
 * :meth:`Search.summarize` writes each best configuration as a YAML for ``lnl-train
   --config``; :meth:`Search.confirm` re-trains it with fresh seeds: their unbiased test
   accuracy (mean +- std) is the number to report, the search itself only sees validation data.
@@ -188,7 +188,7 @@ class Search:
 
     def confirm(self, best_cfg: dict[str, Any], name: str, log: Log = print) -> dict[str, Any]:
         """Re-train the best config with fresh seeds; the test accuracy to report is their mean +- std."""
-        from lnl.engine import train
+        from lnl.training.loop import train
 
         seeds = [100 + i for i in range(self.confirm_seeds)]  # not the search's seed
         accs = []
@@ -216,9 +216,9 @@ def quiet_optuna() -> None:
 def worker(search: Search, studies: list[Study], caps: dict[str, int | None], index: int) -> None:
     """Body of one worker process: the studies one after another, on its share of the cores."""
     if search.n_jobs > 1:
-        from lnl.workers import worker_env
+        from lnl.accel.workers import worker_env
 
-        os.environ.update(worker_env(search.n_jobs, index))  # read by the engine (lnl.workers.apply_share)
+        os.environ.update(worker_env(search.n_jobs, index))  # read by the engine (lnl.accel.workers.apply_share)
     quiet_optuna()
     for st in studies:
         n = run_worker(search.storage, st.name, search.objective_for(st), cap=caps[st.name], timeout=search.timeout,

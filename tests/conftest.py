@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from lnl.workers import thread_share  # imports no torch: the thread share below must come first
+from lnl.accel.workers import thread_share  # imports no torch: the thread share below must come first
 
 REPO = Path(__file__).resolve().parents[1]
 # Under pytest-xdist (``make test`` runs two workers) each worker process, and every subprocess it starts,
-# takes its share of the cores, as the harness's own workers do (lnl.workers): two processes with torch's
+# takes its share of the cores, as the harness's own workers do (lnl.accel.workers): two processes with torch's
 # default thread count each on 2 cores ran 3.5x slower, not 2x (issue 14). A value set by hand is kept.
 XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if XDIST_WORKERS > 1:

@@ -74,7 +74,7 @@ def test_the_bias_classifier_step_does_not_reach_f(batch):
 
 
 def test_blind_eye_trains_end_to_end(tiny_config):
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     result = train(tiny_config(method="blind_eye", epochs=2, alpha=0.1))
     assert result.status == "finished" and len(result.epochs) == 2

@@ -6,7 +6,7 @@ import csv
 import pytest
 
 from lnl.commands.evaluate import main
-from lnl.engine import train
+from lnl.training.loop import train
 from lnl.records import read_record
 
 

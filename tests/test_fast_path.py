@@ -1,9 +1,9 @@
-"""Our fast path against the reference pipeline written like the authors' code (lnl.reference).
+"""Our fast path against the reference pipeline written like the authors' code (lnl.accel.reference).
 
 Same weights, same images: the vectorized data path gives the same inputs and bias
 labels as the per-sample Dataset, and our network (grouped heads, ReLU/max-pool
 swapped, channels-last; with and without the fused CPU kernels and the folded input
-batch norm of lnl.kernels) gives the same losses and gradients in fp32 — tolerance
+batch norm of lnl.accel.kernels) gives the same losses and gradients in fp32 — tolerance
 rtol 1e-4, atol 1e-5 (only the summation order differs) — and the same predictions
 after a few LNL steps.
 """
@@ -22,7 +22,7 @@ from lnl.data.tensors import DeviceData
 from lnl.losses import bias_ce, grad_reverse, neg_entropy
 from lnl.methods import METHODS
 from lnl.models import build_model
-from lnl.reference import OfficialColoredMnist, ReferenceLNL, copy_into
+from lnl.accel.reference import OfficialColoredMnist, ReferenceLNL, copy_into
 
 RTOL = 1e-4
 # Gradients: 5e-4 of their norm plus 1e-6 (some are ~1e-4 in norm): long fp32 sums whose rounding depends on
@@ -54,7 +54,7 @@ def pair(cmnist, request):
     copy_into(ref, model)
     for part in (model.f.conv1, model.f.conv2, model.g, model.h):
         part.to(memory_format=torch.channels_last)
-    model.use_fused_kernels(request.param)  # lnl.kernels (eager fallback where no C compiler)
+    model.use_fused_kernels(request.param)  # lnl.accel.kernels (eager fallback where no C compiler)
     images, labels = cmnist.x("train")[:512], cmnist.y("train")[:512]
     dataset = OfficialColoredMnist(images, labels)
     ref_batches = [default_collate([dataset[i] for i in range(s, s + 128)]) for s in range(0, 512, 128)]
@@ -138,8 +138,8 @@ def test_benchmark_script_writes_its_table_and_json(cache_dir, tmp_path):
 
 def test_benchmark_reports_a_failing_pipeline_instead_of_stopping():
     """A variant this machine can't run (e.g. a compile mode) becomes a row with its error."""
-    from lnl.bench import measure_all
-    from lnl.bench_suites import speed_table
+    from lnl.accel.bench import measure_all
+    from lnl.accel.bench_suites import speed_table
 
     seen = []
 
@@ -157,10 +157,10 @@ def test_benchmark_reports_a_failing_pipeline_instead_of_stopping():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 @pytest.mark.parametrize("method", ["lnl", "baseline"])
 def test_cuda_graph_replay_matches_eager_steps(method, optimizer="sgd"):
-    """The replayed training step (lnl.cuda_graphs) makes the same updates as eager steps: same
+    """The replayed training step (lnl.accel.cuda_graphs) makes the same updates as eager steps: same
     statistics and weights after eager warm-up, a capture, replays, a partial batch, a phase change
     (LNL's plain-CE warm-up epoch, then unlearning) and a learning-rate change. fp32, tolerance 1e-4."""
-    from lnl.cuda_graphs import CudaGraphStep
+    from lnl.accel.cuda_graphs import CudaGraphStep
 
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     device = torch.device("cuda")
@@ -199,8 +199,8 @@ def test_cuda_graph_replay_matches_eager_steps(method, optimizer="sgd"):
 
 
 def test_cuda_graphs_only_replace_sgd_steps():
-    """Adam runs stay eager (see lnl.cuda_graphs); CPU runs are never graphed."""
-    from lnl.cuda_graphs import graphed_step
+    """Adam runs stay eager (see lnl.accel.cuda_graphs); CPU runs are never graphed."""
+    from lnl.accel.cuda_graphs import graphed_step
 
     for optimizer in ("sgd", "adam"):
         cfg = Config(method="lnl", optimizer=optimizer)

@@ -1,4 +1,4 @@
-"""lnl.fast_path: the CPU layout timed once per machine and cached; the config's layout fields bound
+"""lnl.accel.fast_path: the CPU layout timed once per machine and cached; the config's layout fields bound
 the candidates; a forced or cached choice is used without timing; the run record says what ran."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from lnl import fast_path
+from lnl.accel import fast_path
 from lnl.config import Config
-from lnl.engine import build_training
+from lnl.training.build import build_training
 
 CPU = torch.device("cpu")
 
@@ -65,7 +65,7 @@ def test_real_timing_of_the_runs_step_and_the_record(tiny_config, cache, monkeyp
     cfg = tiny_config(method="lnl", epochs=1, batch_size=16)
     speeds = fast_path.time_candidates(cfg, CPU, build_training, ["cl", "nchw"])
     assert set(speeds) == {"cl", "nchw"} and all(v > 0 for v in speeds.values())
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     result = train(cfg)
     record = json.loads((result.run_dir / "record.json").read_text())

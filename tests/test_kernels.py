@@ -1,4 +1,4 @@
-"""The fused CPU kernels (lnl.kernels) and the folded input batch norm against the eager ops.
+"""The fused CPU kernels (lnl.accel.kernels) and the folded input batch norm against the eager ops.
 
 fp32: the max-pool + ReLU kernel is exact (values and gradients, ties included). Batch norm +
 ReLU and the folded bn0 agree to 1e-5 elementwise on values and to 1e-4 of the gradient's norm
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_grad_close
-from lnl import kernels
+from lnl.accel import kernels
 from lnl.models import build_model
 
 needs_kernels = pytest.mark.skipif(not kernels.available(), reason=f"CPU kernels: {kernels.describe()}")
@@ -94,7 +94,7 @@ def test_fused_network_matches_eager_network_in_fp32(arch):
 
 
 def test_without_a_compiler_everything_runs_eager(tmp_path):
-    code = ("import warnings, torch; from lnl import kernels; from lnl.models import build_model\n"
+    code = ("import warnings, torch; from lnl.accel import kernels; from lnl.models import build_model\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always'); ok = kernels.available()\n"
             "m = build_model('paper'); m.use_fused_kernels(True); m.f.to(memory_format=torch.channels_last)\n"
@@ -111,7 +111,7 @@ def test_without_a_compiler_everything_runs_eager(tmp_path):
 def test_kernels_share_torchs_one_openmp_runtime_and_its_thread_count():
     """After the kernels load, the process holds one OpenMP runtime (threadpoolctl, and the mapped
     libraries), and torch.set_num_threads sets the kernels' thread count too."""
-    code = ("import torch; from lnl import kernels; from threadpoolctl import threadpool_info\n"
+    code = ("import torch; from lnl.accel import kernels; from threadpoolctl import threadpool_info\n"
             "assert kernels.available(), kernels.describe()\n"
             "omp = [i for i in threadpool_info() if i['internal_api'] == 'openmp']\n"
             "maps = {ln.split()[-1] for ln in open('/proc/self/maps') if 'omp' in ln.rsplit('/', 1)[-1]}\n"
@@ -128,7 +128,7 @@ def test_kernels_share_torchs_one_openmp_runtime_and_its_thread_count():
 @needs_kernels
 def test_kernels_built_without_openmp_warn_that_they_run_single_threaded(tmp_path):
     """A compiler without -fopenmp (Apple clang): the kernels still load, single-threaded, with a warning."""
-    code = ("import warnings, torch; from lnl import kernels\n"
+    code = ("import warnings, torch; from lnl.accel import kernels\n"
             "kernels.FLAG_SETS = (['-O3', '-ffp-contract=off'],)\n"
             "with warnings.catch_warnings(record=True) as w:\n"
             "    warnings.simplefilter('always'); ok = kernels.available()\n"
@@ -144,7 +144,7 @@ def test_kernels_built_without_openmp_warn_that_they_run_single_threaded(tmp_pat
 @needs_kernels
 def test_concurrent_first_builds_share_one_cache(tmp_path):
     """Sweep workers starting together: each builds or finds the library; all load a whole file."""
-    code = "from lnl import kernels; assert kernels.available(), kernels.describe(); print(kernels.build()[0])"
+    code = "from lnl.accel import kernels; assert kernels.available(), kernels.describe(); print(kernels.build()[0])"
     env = {**os.environ, "LNL_KERNEL_CACHE": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) for _ in range(4)]
@@ -191,7 +191,7 @@ def test_ci_builds_the_kernels():
 
 @needs_kernels
 def test_loss_kernels_are_checked_against_the_eager_losses_passed_in(monkeypatch):
-    """lnl.kernels never imports lnl.losses: the eager losses come in through verify_losses, once per
+    """lnl.accel.kernels never imports lnl.losses: the eager losses come in through verify_losses, once per
     process, and a kernel that disagrees with them is not used (with a warning)."""
     from lnl import losses
 

@@ -6,7 +6,6 @@ import dataclasses
 import errno
 import json
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
@@ -112,17 +111,17 @@ def test_a_pretrained_start_that_cannot_load_is_one_line_and_leaves_no_run_folde
 
 def test_a_full_disk_while_the_final_weights_are_written_is_one_line_and_a_failed_record(tiny_config, capsys,
                                                                                          monkeypatch):
-    import lnl.engine as engine
+    import lnl.training.run_folder as run_folder
     from lnl.commands.train import main
 
-    real = engine._save_checkpoint
+    real = run_folder.write_checkpoint
 
     def full_disk(path, state):
         if path.name == "final.pt":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, state)
 
-    monkeypatch.setattr(engine, "_save_checkpoint", full_disk)
+    monkeypatch.setattr(run_folder, "write_checkpoint", full_disk)
     cfg = tiny_config(method="baseline", run_id="full", train_size=400, test_size=200)
     values = {k: v for k, v in cfg.to_dict().items() if v is not None and k in (
         *TINY, "method", "run_id", "train_size", "test_size", "cache_dir", "runs_dir")}
@@ -130,7 +129,7 @@ def test_a_full_disk_while_the_final_weights_are_written_is_one_line_and_a_faile
     _one_line(capsys, "No space left on device")
     record = json.loads((Path(cfg.runs_dir) / "full" / "record.json").read_text())
     assert record["status"] == "failed" and "final.pt" in record["reason"]
-    monkeypatch.setattr(engine, "_save_checkpoint", real)
+    monkeypatch.setattr(run_folder, "write_checkpoint", real)
     assert main(_argv({**values, "resume": True})) == 0  # space freed: the run trains again and finishes
     assert json.loads((Path(cfg.runs_dir) / "full" / "record.json").read_text())["status"] == "finished"
 

@@ -49,9 +49,9 @@ def test_conda_files_carry_pyprojects_packages_from_conda_forge(env_file):
 
 @pytest.mark.parametrize("env_file", sorted(CONDA_NAMES))
 def test_conda_files_can_build_the_cpu_kernels_on_one_openmp(env_file):
-    """lnl/kernels needs a C compiler and -fopenmp code that shares torch's OpenMP runtime (conda-forge's
+    """lnl/accel/kernels needs a C compiler and -fopenmp code that shares torch's OpenMP runtime (conda-forge's
     pytorch uses LLVM's libomp: the llvm _openmp_mutex points libgomp at it)."""
-    from lnl import kernels
+    from lnl.accel import kernels
 
     env = yaml.safe_load((REPO / env_file).read_text())
     conda = dict(_conda_spec(d) for d in env["dependencies"] if isinstance(d, str))
@@ -103,11 +103,11 @@ def test_every_command_has_an_entry_point_a_module_and_a_thin_script():
 def test_demo_trains_on_fewer_images_where_the_cpu_trains_in_fp32(monkeypatch):
     """make demo must stay under 20 minutes on a 2-core AVX2-only CPU (fp32): there it trains on 30,000
     images; where bf16 is fast (AMX, AVX512-BF16) on all of them, the same run ids as before."""
-    import lnl.engine
+    import lnl.training.device as device
     from lnl.commands import demo
 
-    monkeypatch.setattr(lnl.engine.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(lnl.engine, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(device.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
     assert demo.train_size() == 30_000
-    monkeypatch.setattr(lnl.engine, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
     assert demo.train_size() is None

@@ -47,7 +47,7 @@ def test_dry_run_lists_the_dependencies_and_trains_nothing(tmp_path, capsys):
 
 
 def test_a_run_past_the_deadline_stops_with_its_checkpoint_and_resumes(tiny_config, monkeypatch, tmp_path):
-    from lnl import pool
+    from lnl.accel import pool
 
     cfg = tiny_config(method="baseline", epochs=2, resume=True)
     clock = iter([0.0] + [100.0] * 50)  # the start check, then every later look is past the deadline

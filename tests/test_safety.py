@@ -9,7 +9,7 @@ import pytest
 
 import lnl
 from lnl.config import ConfigError
-from lnl.engine import _file_lock
+from lnl.records import run_lock
 from conftest import REPO
 
 
@@ -45,7 +45,7 @@ def test_a_failing_rerun_never_costs_a_finished_record(tiny_config, tmp_path):
 
 def test_a_second_process_on_the_same_run_is_refused(tiny_config):
     cfg = tiny_config(method="baseline", run_id="shared")
-    with _file_lock(__import__("pathlib").Path(cfg.runs_dir) / ".shared.lock", wait=False):
+    with run_lock(__import__("pathlib").Path(cfg.runs_dir) / ".shared.lock", wait=False):
         with pytest.raises(ConfigError, match="another process"):
             lnl.train(cfg)
     assert lnl.train(cfg).status == "finished"
@@ -205,14 +205,14 @@ def test_disk_full_during_a_checkpoint_leaves_no_temporary_file_and_a_failed_rec
     import errno
     import os
 
-    import lnl.engine as engine
     import lnl.records as records
+    import lnl.training.run_folder as run_folder
 
     if stage == "serialize":
         def full_disk(obj, buffer, *args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(engine.torch, "save", full_disk)
+        monkeypatch.setattr(run_folder.torch, "save", full_disk)
     else:  # the checkpoint's bytes reach its temporary file, then flushing them to disk fails
         real_fsync = os.fsync
 
@@ -239,8 +239,8 @@ def test_a_checkpoint_s_bytes_depend_only_on_its_state(tmp_path, monkeypatch):
 
     import torch
 
-    import lnl.engine as engine
     from lnl.data.cache import sha256_file
+    from lnl.training.run_folder import write_checkpoint
 
     state = {"model": {"w": torch.arange(12.0).reshape(3, 4)}, "optimizers": {}}
     digests = []
@@ -250,7 +250,7 @@ def test_a_checkpoint_s_bytes_depend_only_on_its_state(tmp_path, monkeypatch):
             monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
             path = tmp_path / str(pid) / "final.pt"
             path.parent.mkdir()
-            digests.append(engine._save_checkpoint(path, state))
+            digests.append(write_checkpoint(path, state))
             assert digests[-1] == sha256_file(path)
             assert all(name.startswith("archive/") for name in zipfile.ZipFile(path).namelist())
             assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])

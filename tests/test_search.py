@@ -209,7 +209,7 @@ def test_a_retried_trial_continues_its_dead_trials_runs(tiny_config):
     """A worker died mid-trial (seed 0 finished, seed 1 killed after epoch 1 of 3): the retry (Optuna's
     failed_trial attribute) returns seed 0's record untouched and resumes seed 1 from its checkpoint; a retry
     under another configuration (here: another epoch budget) trains its own runs instead of refusing."""
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     sweep = {"parameters": {"method": {"value": "baseline"}, "color_var": {"value": 0.02},
                             "lr": {"values": [0.003]}, "seed": {"value": 4}}}

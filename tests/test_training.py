@@ -145,11 +145,13 @@ def test_lnl_starts_from_one_shared_pretrained_baseline(tiny_config, tmp_path):
 def test_pretrained_weights_and_momentum_are_loaded_and_the_bias_heads_start_fresh(tiny_config, tmp_path):
     import torch
 
-    from lnl.engine import autocast_factory, load_pretrained, prepare_model, pretrained_start
+    from lnl.training.device import autocast_factory
+    from lnl.training.pretrained import load_pretrained, pretrained_start
+    from lnl.training.build import prepare_model
 
     cfg = tiny_config(method="lnl", recipe=pretrain_recipe(tmp_path), optimizer="sgd", lr=0.001,
                       init_from="baseline").validate()
-    start = pretrained_start(cfg)
+    start = pretrained_start(cfg, lnl.train)
     saved = start["state"]
     torch.manual_seed(123)
     model = prepare_model(cfg, torch.device("cpu"))
@@ -176,7 +178,7 @@ def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation()
     needs it) loaded from a CPU checkpoint became the foreach SGD and failed at capture on an H200."""
     import torch
 
-    from lnl.engine import load_optimizer_state
+    from lnl.training.pretrained import load_optimizer_state
 
     params = [torch.nn.Parameter(torch.ones(3))]
     saved = torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=True)

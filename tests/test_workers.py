@@ -1,4 +1,4 @@
-"""Workers sharing one machine take their share of the cores (lnl.workers), in every launcher."""
+"""Workers sharing one machine take their share of the cores (lnl.accel.workers), in every launcher."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO, tiny_grid_yaml
-from lnl.workers import WorkerEnvError, core_block, thread_share, worker_env, workers_from_env
+from lnl.accel.workers import WorkerEnvError, core_block, thread_share, worker_env, workers_from_env
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -107,7 +107,7 @@ def test_run_sweep_jobs_trains_in_a_pool_with_core_shares(cache_dir, tmp_path):
 
 
 def test_parallel_throughput_sums_its_workers(cache_dir):
-    from lnl.bench import parallel_throughput
+    from lnl.accel.bench import parallel_throughput
 
     row = parallel_throughput("baseline", "ours", 2, cache_dir=str(cache_dir), warmup=1, steps=3)
     assert row["workers"] == 2 and row["threads"] == [max(1, CORES // 2)] * 2

@@ -48,7 +48,7 @@ def score(runs_dir: Path, threads: int | None = None) -> str:
     from lnl.records import read_record
     from lnl.store import final_checkpoint_path
     from lnl.rescore import overridden_config, predictions_on_test
-    from lnl.workers import apply_share
+    from lnl.accel.workers import apply_share
 
     apply_share(threads)
     buf = io.StringIO()

@@ -6,14 +6,14 @@ clone, ``python scripts/<module>.py``; they parse flags and print, the work is i
 =====================  ==================  ==================================================
 entry point            module              library
 =====================  ==================  ==================================================
-``lnl-train``          ``train``           :func:`lnl.engine.train`
+``lnl-train``          ``train``           :func:`lnl.training.loop.train`
 ``lnl-prepare-data``   ``prepare_data``    :mod:`lnl.data.dataset`
 ``lnl-demo``           ``demo``            ``make demo``: baseline vs LNL and a report
 ``lnl-create-sweeps``  ``create_sweeps``   :mod:`lnl.sweep_config`, ``wandb.sweep``
-``lnl-run-sweep``      ``run_sweep``       :func:`lnl.search.grid_runs`, :func:`lnl.pool.train_pool`
+``lnl-run-sweep``      ``run_sweep``       :func:`lnl.search.grid_runs`, :func:`lnl.accel.pool.train_pool`
 ``lnl-optuna-search``  ``optuna_search``   :mod:`lnl.studies`, :mod:`lnl.search`
 ``lnl-report``         ``report``          :mod:`lnl.report`
-``lnl-benchmark``      ``benchmark``       :mod:`lnl.bench_suites`, :mod:`lnl.bench`
+``lnl-benchmark``      ``benchmark``       :mod:`lnl.accel.bench_suites`, :mod:`lnl.accel.bench`
 =====================  ==================  ==================================================
 
 Exit codes: 0 done, 1 a run or an external service failed, 2 a bad flag or value (one line).

@@ -7,9 +7,8 @@
     lnl-benchmark --device cuda --json bench.json
     lnl-benchmark --workers 1 2         # N processes at once: total images/s, trials/hour
 
-Both pipelines run in this process with the paper's network sizes, batch 128, the same warm-up and
-timed steps, in alternating rounds (median reported); what each pipeline is: :mod:`lnl.bench`. On a
-CPU it also prints the layout :mod:`lnl.fast_path` picks for a run there.
+Both pipelines run in this process with the paper's network sizes, batch 128, the same warm-up and timed steps,
+alternating (median reported; :mod:`lnl.accel.bench`). On a CPU it also prints the layout lnl.accel.fast_path picks.
 """
 from __future__ import annotations
 
@@ -20,15 +19,16 @@ import platform
 
 import torch
 
-from lnl import fast_path
-from lnl.bench import bench_data, cpu_model
-from lnl.bench_suites import (PRECISION_VARIANTS, STEP_VARIANTS, TRIAL_RECIPE, accuracy_lines, accuracy_suite,
-                              speed_suite, speed_table, speed_variants, workers_suite, workers_table)
+from lnl.accel import cpu_kernels_status, fast_path
+from lnl.accel.bench import bench_data, cpu_model
+from lnl.accel.bench_suites import (PRECISION_VARIANTS, STEP_VARIANTS, TRIAL_RECIPE, accuracy_lines, accuracy_suite,
+                                    speed_suite, speed_table, speed_variants, workers_suite, workers_table)
+from lnl.accel.workers import available_cores
 from lnl.commands import at_least, one_line_errors
 from lnl.config import Config
-from lnl.engine import build_training, cpu_has_fast_bf16, cpu_kernels_status, resolve_device, resolve_precision
 from lnl.records import write_text_atomic
-from lnl.workers import available_cores
+from lnl.training.build import build_training
+from lnl.training.device import cpu_has_fast_bf16, resolve_device, resolve_precision
 
 
 @one_line_errors
@@ -76,7 +76,7 @@ def speed_main(args: argparse.Namespace) -> int:
            "cpu_kernels": cpu_kernels_status(Config(), device),
            "batch_size": 128, "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
            "epoch_images": len(data.y("train"))}
-    if device.type == "cpu":  # what lnl.fast_path picks for a run on this CPU (timed once, cached)
+    if device.type == "cpu":  # what lnl.accel.fast_path picks for a run on this CPU (timed once, cached)
         env["fast_path"] = {kind: fast_path.choose(Config(method=kind), device, build_training, fast)[1]
                             for kind in ("baseline", "lnl")}
     print(f"benchmark on {env['device_name']} ({device}, {env['threads']} threads, torch {env['torch']}); "

@@ -18,7 +18,8 @@ from pathlib import Path
 from lnl.commands import one_line_errors
 from lnl.config import Config
 from lnl.data.dataset import load_generated
-from lnl.engine import resolve_device, resolve_precision, train
+from lnl.training.device import resolve_device, resolve_precision
+from lnl.training.loop import train
 from lnl.report.build import build_report
 from lnl.report.load import from_folders
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{checkpoint_store(folder.parent)})", file=sys.stderr)
             return 1
         jobs.append((folder, record, overridden_config(record, overrides)))
-    from lnl.workers import apply_share
+    from lnl.accel.workers import apply_share
 
     rows, data_cache = [], {}
     for i, (folder, record, cfg) in enumerate(jobs):

@@ -50,7 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="cap on each study's total trials across all workers and machines")
     p.add_argument("--timeout", type=float, default=None, help="seconds per study per worker")
     p.add_argument("--n-jobs", type=int, default=1,
-                   help="worker processes; each takes cores / N threads and its own cores (lnl.workers)")
+                   help="worker processes; each takes cores / N threads and its own cores (lnl.accel.workers)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="config values for every trial, e.g. --set epochs=3 train_size=10000")
     p.add_argument("--runs-dir", default="runs/optuna", help="where the trials' run records go")

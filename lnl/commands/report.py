@@ -20,14 +20,12 @@ import sys
 from pathlib import Path
 
 from lnl.commands import one_line_errors
-from lnl.config import ConfigError
 from lnl.report import load
-from lnl.search import SearchSpaceError, mask_argv, mask_url
-from lnl.sweep_config import SweepError
 from lnl.report.build import build_report, command_line, publish_wandb
 from lnl.report.page import page_from_args
-from lnl.report.wandb_report import report_from_args
 from lnl.report.tables import RULES
+from lnl.report.wandb_report import report_from_args
+from lnl.search import mask_argv, mask_url
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -88,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                                studies=_studies(args, records), title=args.title, command=command_line(),
                                samples=not args.no_samples, notes=notes,
                                calibration=load.from_folders(args.calibration) if args.calibration else None)
-    except (SweepError, SearchSpaceError, ConfigError, OSError, UnicodeDecodeError, ValueError) as err:
-        print(f"error: {mask_url(str(err).splitlines()[0])}", file=sys.stderr)  # bad input: one line
+    except (OSError, ValueError) as err:  # the harness's UserErrors, unreadable files: masked, one line
+        print(f"error: {mask_url(str(err).splitlines()[0])}", file=sys.stderr)
         return 2
     print(f"report: {len(records)} runs -> {Path(args.out) / 'README.md'} ({len(written)} files)")
     if args.publish_wandb and not args.wandb_report:

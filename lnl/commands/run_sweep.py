@@ -13,7 +13,7 @@ Each run has a deterministic id (method, bias level, seed, config hash), so a
 re-launch resumes killed runs from their checkpoint and skips finished ones
 (as DomainBed's sweep does). Runs are ordered seed-major, so a partial sweep
 already covers every cell once. ``--jobs N`` trains N runs at a time in a local
-process pool, each process with its share of the cores (lnl.workers); a run that
+process pool, each process with its share of the cores (lnl.accel.workers); a run that
 fails is reported and the others go on. Runs that others start from (``init_from``)
 are trained first, each once, then the rest (lnl.runner).
 

@@ -13,7 +13,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, train, print the unbiased test accuracy. Exit 2 on a bad config."""
     cfg = parse_args(argv)
     from lnl.data.mnist import MnistUnavailable
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     try:
         result = train(cfg)

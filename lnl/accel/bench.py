@@ -2,7 +2,7 @@
 the authors' code, alone or as several worker processes sharing the machine.
 
 ``scripts/benchmark.py`` is the command line over this module. Both pipelines use the paper's network
-sizes and batch 128. The reference (:mod:`lnl.reference`) uses a per-sample Dataset with ToTensor +
+sizes and batch 128. The reference (:mod:`lnl.accel.reference`) uses a per-sample Dataset with ToTensor +
 Normalize, a per-sample PIL resize for the bias labels, a default DataLoader, three head modules with
 their own optimizers, fp32 NCHW and the official two-pass LNL step. Ours is the training core itself
 (:mod:`lnl.methods` on :mod:`lnl.data.tensors`); our baseline step runs without the bias probe, like
@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from lnl.config import Config
-from lnl.cuda_graphs import graphed_step
+from lnl.accel.cuda_graphs import graphed_step
 from lnl.data.dataset import ColoredMnist, load_generated
 from lnl.data.tensors import DeviceData
-from lnl.engine import build_training, resolve_precision
-from lnl.reference import OfficialColoredMnist, ReferenceLNL
+from lnl.training.build import build_training
+from lnl.training.device import resolve_precision
+from lnl.accel.reference import OfficialColoredMnist, ReferenceLNL
 
 
 class PeakMemory:
@@ -154,7 +155,7 @@ def bench_data(cache_dir: str, color_var: float) -> ColoredMnist:
 def ours(kind: str, data: ColoredMnist, device: torch.device, precision: str, channels_last: bool,
          compile: bool = False, lnl_step: str = "two_pass", cuda_graphs: bool = True,
          cpu_kernels: bool = True) -> tuple[Callable, Callable]:
-    """Our training step of ``kind`` as the engine builds it (:func:`lnl.engine.build_training`, seed 0)
+    """Our training step of ``kind`` as the engine builds it (:func:`lnl.training.build.build_training`, seed 0)
     and an endless batch stream; ``precision`` may be 'auto' (resolved as the engine does)."""
     cfg = Config(method=kind, precision=precision, channels_last=channels_last, compile=compile,
                  cuda_graphs=cuda_graphs, lnl_step=lnl_step, bias_probe=False, cpu_kernels=cpu_kernels,
@@ -212,7 +213,7 @@ def cpu_model() -> str:
 def _worker_env(share: bool, workers: int, index: int) -> None:
     """This benchmark process's environment: its share of the cores (as the harness's own workers get it),
     or none at all (torch's default threads), for comparison."""
-    from lnl.workers import WORKER_INDEX_ENV, WORKERS_ENV, worker_env
+    from lnl.accel.workers import WORKER_INDEX_ENV, WORKERS_ENV, worker_env
 
     if share:
         os.environ.update(worker_env(workers, index))
@@ -224,7 +225,7 @@ def _worker_env(share: bool, workers: int, index: int) -> None:
 def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cache_dir: str,
             color_var: float, warmup: int, steps: int, device_name: str, barrier: Any, results: Any) -> None:
     """One benchmark worker: build its pipeline, warm up, wait for the others, time ``steps`` steps."""
-    from lnl.workers import apply_share
+    from lnl.accel.workers import apply_share
 
     _worker_env(share, workers, index)
     info = apply_share(None)
@@ -248,7 +249,7 @@ def _worker(kind: str, pipeline: str, workers: int, index: int, share: bool, cac
 def _trial_worker(workers: int, index: int, share: bool, cache_dir: str, recipe: dict[str, Any],
                   device_name: str, barrier: Any, results: Any) -> None:
     """One worker training a fixed short recipe end to end (data, epochs, evaluation) after the barrier."""
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     _worker_env(share, workers, index)
     with tempfile.TemporaryDirectory() as runs:

@@ -1,7 +1,7 @@
 """Train many runs on one machine in a local process pool (``lnl-run-sweep --jobs N``).
 
 N slots, one fresh process per run: each process takes its slot's share and block of the cores
-(:func:`lnl.workers.worker_env`, applied by the engine). A run that fails, and a process that dies
+(:func:`lnl.accel.workers.worker_env`, applied by the engine). A run that fails, and a process that dies
 (``kill -9``, out of memory), is reported and its slot trains the next run: nothing waits on a dead
 process, and a slot index never exceeds the pool.
 """
@@ -14,7 +14,7 @@ import time
 from typing import Optional
 
 from lnl.config import Config, ConfigError
-from lnl.workers import worker_env
+from lnl.accel.workers import worker_env
 
 
 def train_pool(todo: list[tuple[int, Config]], total: int, jobs: int, deadline: float | None = None) -> list[str]:
@@ -56,7 +56,7 @@ def _slot_main(slot: int, jobs: int, k: int, total: int, cfg: Config, start: flo
 
 def _train_one(k: int, total: int, cfg: Config, start: float, deadline: float | None = None) -> Optional[str]:
     """Train one run; its id if it failed (the error is printed, the pool goes on)."""
-    from lnl.engine import StopRun, train  # in the pool process: torch loads after the core share is set
+    from lnl.training.loop import StopRun, train  # in the pool process: torch loads after the core share is set
 
     run_id = cfg.default_run_id()
     if deadline is not None and time.time() >= deadline:

@@ -1,4 +1,4 @@
-"""The suites ``lnl-benchmark`` runs, built on :mod:`lnl.bench`, and the Markdown tables it prints.
+"""The suites ``lnl-benchmark`` runs, built on :mod:`lnl.accel.bench`, and the Markdown tables it prints.
 
 * :func:`speed_suite`: our step against the reference, baseline and LNL (images/s, one 60k-image
   epoch, peak memory, the ratio to the reference); with ``ablation``, our step with each
@@ -6,7 +6,7 @@
 * :func:`accuracy_suite`: the same seeds and short budget trained with several variants (fast path
   vs fp32 plain path, two-pass vs one-pass LNL step): what a speed-up costs in accuracy.
 * :func:`workers_suite`: total images/s of N worker processes sharing the machine and the trials
-  per hour of a short recipe (:func:`lnl.bench.parallel_throughput`, :func:`lnl.bench.trials_per_hour`).
+  per hour of a short recipe (:func:`lnl.accel.bench.parallel_throughput`, :func:`lnl.accel.bench.trials_per_hour`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lnl.bench import measure_all, ours, parallel_throughput, reference, trials_per_hour
+from lnl.accel.bench import measure_all, ours, parallel_throughput, reference, trials_per_hour
 from lnl.config import Config
 from lnl.data.dataset import ColoredMnist
 
@@ -71,7 +71,7 @@ def accuracy_suite(epochs: int, cache_dir: str, device: str, seeds: list[int], m
                    variants: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Same seeds, same short budget (the reproduction recipe at sigma^2 = 0.020): the unbiased test
     accuracy of each variant, per method and seed."""
-    from lnl.engine import train
+    from lnl.training.loop import train
 
     rows = []
     for method in methods:

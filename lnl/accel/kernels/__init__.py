@@ -14,7 +14,7 @@ and gradients (``tests/test_kernels.py``):
 
 The C sources are compiled on first use with the system C compiler (``$CC``,
 else ``cc``) into a per-user cache (``$LNL_KERNEL_CACHE``, else
-``~/.cache/lnl/kernels``), keyed by the source, flags, compiler and CPU, and
+``~/.cache/lnl/accel/kernels``), keyed by the source, flags, compiler and CPU, and
 loaded with :mod:`ctypes`: no Python headers, ninja or torch extension build is
 needed, and a build takes about a second (1.3 s here). The library is written under a
 temporary name and renamed into place, so concurrent processes (sweep workers)
@@ -68,7 +68,7 @@ def _cpu_id() -> str:
 
 
 def cache_dir() -> Path:
-    """Where built libraries live: ``$LNL_KERNEL_CACHE``, else ``~/.cache/lnl/kernels`` (else a temp folder)."""
+    """Where built libraries live: ``$LNL_KERNEL_CACHE``, else ``~/.cache/lnl/accel/kernels`` (else a temp folder)."""
     if os.environ.get("LNL_KERNEL_CACHE"):
         return Path(os.environ["LNL_KERNEL_CACHE"])
     home = Path.home() / ".cache" / "lnl" / "kernels"

@@ -9,7 +9,7 @@ its own index, is pinned to its own block of cores (no migrations, no cache figh
 
 Who sets what:
 
-- ``lnl-run-sweep --jobs N`` (:func:`lnl.pool.train_pool`) and ``lnl-optuna-search --n-jobs N`` start N
+- ``lnl-run-sweep --jobs N`` (:func:`lnl.accel.pool.train_pool`) and ``lnl-optuna-search --n-jobs N`` start N
   processes and give each ``LNL_WORKERS=N`` and ``LNL_WORKER_INDEX=k`` (:func:`worker_env`).
 - Several ``wandb agent`` processes started by hand: export ``LNL_WORKERS=N`` (and,
   optionally, ``LNL_WORKER_INDEX=k`` per agent, 0-based, to pin it) before each.

@@ -2,7 +2,7 @@
 autotuner), cache the choice per CPU.
 
 The fast path's layout choices were tuned on a CPU with AMX bf16, where channels-last convolutions and
-the fused C kernels (:mod:`lnl.kernels`) pay. On other CPUs (AVX2 only, fp32) some may not. The
+the fused C kernels (:mod:`lnl.accel.kernels`) pay. On other CPUs (AVX2 only, fp32) some may not. The
 candidates give the same values and gradients (``tests/test_fast_path.py``), so choosing among them
 changes speed, never results:
 
@@ -21,7 +21,7 @@ layout on the machine it runs on; a name forces that candidate; ``manual`` uses 
 ``cpu_kernels`` as given. Precision is not a candidate (bf16 changes the numbers): it stays
 ``Config.precision``. On a GPU the fields are used as given.
 
-The choice is cached in ``<kernel cache>/fast_path.json`` (:func:`lnl.kernels.cache_dir`), keyed by
+The choice is cached in ``<kernel cache>/fast_path.json`` (:func:`lnl.accel.kernels.cache_dir`), keyed by
 the CPU (model name and flags), torch's version, the thread count, the precision and the step's
 shape (method, architecture, batch size), and written into the run record (``env.fast_path``).
 """
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from lnl import kernels
+import lnl.accel.kernels as kernels
 from lnl.data.colored import IGNORE_INDEX
 from lnl.records import write_json_atomic
 
@@ -71,7 +71,7 @@ def choose(cfg: "Config", device: torch.device, build: Builder, precision: str,
     so none is timed larger (a --batch-size of 100,000 on 512 images times batches of 512).
 
     ``build(cfg, device) -> (precision, autocast, model, method)`` is the engine's
-    :func:`lnl.engine.build_training`, passed in (this module sits below the engine)."""
+    :func:`lnl.training.build.build_training`, passed in (this module sits below the engine)."""
     if device.type != "cpu" or cfg.fast_path == "manual" or cfg.compile:
         return cfg, {"choice": "manual", "source": "config"}
     if cfg.fast_path in CANDIDATES:
