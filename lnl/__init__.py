@@ -14,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"Config": "lnl.config", "ConfigError": "lnl.config", "parse_args": "lnl.config",
+_LAZY = {"Config": "lnl.config", "ConfigError": "lnl.config", "parse_args": "lnl.flags",
          "StopRun": "lnl.training.loop", "train": "lnl.training.loop", "RunResult": "lnl.records"}
 
 __all__ = [*_LAZY, "__version__"]

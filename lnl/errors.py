@@ -11,3 +11,12 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """A bad input, explained in ``str(err)``: one line, no traceback, exit status 2."""
+
+
+class ConfigError(UserError):
+    """A bad key or value; ``str(err)`` is the one line shown to the user."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        self.key = key
+        flag = f"{key} (--{key.replace('_', '-')})" if key else "config"
+        super().__init__(f"{flag}: {message}")

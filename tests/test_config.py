@@ -1,13 +1,15 @@
 """The config dataclass and its three sources: defaults, YAML, flags (incl. wandb agent argv)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
 from lnl.commands.train import main
-from lnl.config import Config, ConfigError, parse_args
+from lnl.config import Config, ConfigError
+from lnl.flags import parse_args
 from conftest import REPO
 
 
@@ -211,3 +213,15 @@ def test_inputs_that_used_to_traceback_are_one_line_and_exit_2(case, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "nowhere").exists() and (case == "runs_dir_is_a_file" or not runs.is_dir())
+
+
+def test_committed_records_keep_their_run_ids():
+    """The config's regrouping (what a run computes apart from how it runs) must not move a run id: each
+    finished record's config gives the id it gave before (tests/fixtures/computed_run_ids.json, computed
+    with the config as it was before the regrouping; test_analysis checks the headline's against the store)."""
+    frozen = json.loads((REPO / "tests" / "fixtures" / "computed_run_ids.json").read_text())
+    assert len(frozen) > 200
+    for run_id, before in frozen.items():
+        record = json.loads((REPO / "results" / run_id / "record.json").read_text())
+        now = Config.from_dict(record["config"]).default_run_id()
+        assert now == before, run_id

@@ -90,7 +90,7 @@ def test_probe_off_reports_no_bias_accuracy(tiny_config):
     (["--seed", str(2 ** 63)], "seed"), (["--data-seed", "-1"], "data_seed"), (["--epochs=2.5"], "epochs"),
 ])
 def test_out_of_range_values_are_one_line_errors(args, key):
-    from lnl.config import parse_args
+    from lnl.flags import parse_args
 
     with pytest.raises(ConfigError) as err:
         parse_args(args)
@@ -98,13 +98,13 @@ def test_out_of_range_values_are_one_line_errors(args, key):
 
 
 def test_sweep_rendered_floats_for_integers_are_accepted():
-    from lnl.config import parse_args
+    from lnl.flags import parse_args
 
     assert parse_args(["--epochs=2.0"]).epochs == 2
 
 
 def test_broken_yaml_and_recipe_files_are_one_line_errors(tmp_path):
-    from lnl.config import parse_args
+    from lnl.flags import parse_args
 
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"lr: \xff\xfe0.1\n")

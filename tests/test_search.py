@@ -13,7 +13,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from conftest import REPO
-from lnl.config import parse_args
+from lnl.flags import parse_args
 from lnl.search import (Objective, SearchSpaceError, mask_url, space_from_sweep, study_name)
 from lnl.sweep_config import for_condition, load_sweep
 

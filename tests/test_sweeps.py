@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_grid_yaml
-from lnl.config import parse_args
+from lnl.flags import parse_args
 from lnl.sweep_config import agent_command, check_sweep, for_condition, load_sweep, plain, render_args
 
 sweeps = pytest.importorskip("sweeps")

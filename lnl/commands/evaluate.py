@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from lnl.commands import one_line_errors
-from lnl.config import ConfigError, parse_pairs
+from lnl.config import ConfigError
+from lnl.config_files import parse_pairs
 from lnl.records import read_record, write_text_atomic
 from lnl.store import checkpoint_store, final_checkpoint_path
 from lnl.rescore import DATA_KEYS, EXECUTION_KEYS, evaluate_run, overridden_config

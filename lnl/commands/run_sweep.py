@@ -31,7 +31,8 @@ import argparse
 import sys
 
 from lnl.commands import at_least, one_line_errors
-from lnl.config import ConfigError, parse_pairs
+from lnl.config import ConfigError
+from lnl.config_files import parse_pairs
 from lnl.runner import cost_line, epoch_seconds, load_records, plan, same_value, train_waves
 from lnl.report.select import index, sweep_configs
 

@@ -5,7 +5,7 @@ import sys
 from typing import Sequence
 
 from lnl.commands import one_line_errors
-from lnl.config import parse_args
+from lnl.flags import parse_args
 
 
 @one_line_errors

@@ -49,7 +49,8 @@ def _not_configuration() -> frozenset[str]:
     Derived from :class:`lnl.config.Config`, so a new field can't be forgotten here."""
     import dataclasses
 
-    from lnl.config import Config, _public
+    from lnl.config import Config
+    from lnl.config_values import public_name as _public
 
     return frozenset({"seed", "method", "color_var"} | {_public(f.name) for f in dataclasses.fields(Config)
                                                         if not f.metadata.get("identity", True)})
