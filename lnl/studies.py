@@ -30,9 +30,9 @@ from typing import Any, Callable, Optional
 import yaml
 
 from lnl.config import Config, ConfigError
-from lnl.search import (DEFAULT_STORAGE, Objective, best_trial_config, counted_trials, create_study,
-                        experimental_ok, make_pruner, make_sampler, open_storage, run_worker, space_from_sweep,
-                        study_name)
+from lnl.optuna_storage import DEFAULT_STORAGE, counted_trials, experimental_ok, open_storage
+from lnl.search import (Objective, best_trial_config, create_study, make_pruner, make_sampler, run_worker,
+                        space_from_sweep, study_name)
 from lnl.sweep_config import for_condition, load_sweep
 
 Log = Callable[[str], None]

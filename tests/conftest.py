@@ -116,3 +116,38 @@ parameters:
     value: disabled
 """)
     return path
+
+
+class Lines:
+    """A child's stdout (a text pipe), line by line, read by a thread into a queue: :meth:`until` waits for
+    the event a child reports (e.g. an epoch line, printed once its checkpoint is saved) on the pipe instead
+    of sleeping and polling, and times out instead of blocking when the child stays silent."""
+
+    def __init__(self, proc) -> None:
+        import queue
+        import threading
+
+        self.proc, self.seen, self._queue = proc, [], queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in iter(self.proc.stdout.readline, ""):
+            self._queue.put(line)
+        self._queue.put(None)  # end of output
+
+    def until(self, needle: str | None, timeout: float = 300) -> list[str]:
+        """Lines up to the first containing ``needle`` (``None``: up to the end of the output)."""
+        import queue
+
+        while True:
+            try:
+                line = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"{needle!r} never came in {timeout} s; last: {self.seen[-5:]}") from None
+            if line is None:
+                if needle is None:
+                    return self.seen
+                raise AssertionError(f"the child ended ({self.proc.wait()}) before {needle!r}; last: {self.seen[-5:]}")
+            self.seen.append(line)
+            if needle is not None and needle in line:
+                return self.seen

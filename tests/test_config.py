@@ -95,6 +95,7 @@ def test_unknown_yaml_key_is_an_error(tmp_path):
         parse_args(["--config", str(path)])
 
 
+@pytest.mark.slow
 def test_script_exit_status_end_to_end():
     proc = subprocess.run([sys.executable, "scripts/train.py", "--color-var=-1"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
@@ -104,6 +105,7 @@ def test_script_exit_status_end_to_end():
     assert proc.returncode == 0 and "--color-var" in proc.stdout and "--lambda" in proc.stdout
 
 
+@pytest.mark.slow
 def test_the_config_and_the_sweep_checks_load_without_torch():
     """import lnl is lazy: the config, sweep YAML checks and report tables don't pay for torch."""
     code = ("import sys, lnl, lnl.config, lnl.sweep_config, lnl.accel.workers; "
@@ -186,6 +188,7 @@ def test_rerun_values_as_a_config_file_recompute_the_same_run(flags, tmp_path):
         assert again.init_config().epochs == 10  # the official_short baseline, not official's 100 epochs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["recipe_entry_not_mapping", "recipe_starts_from_itself", "runs_dir_is_a_file",
                                   "runs_dir_dangling_link", "run_id_too_long"])
 def test_inputs_that_used_to_traceback_are_one_line_and_exit_2(case, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import multiprocessing as mp
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -121,9 +120,6 @@ def test_generation_is_deterministic_and_vectorized(mnist):
     b, ids_b = colored.colorize(gray, labels, palette, 0.03, np.random.default_rng(5), biased=False)
     c, _ = colored.colorize(gray, labels, palette, 0.03, np.random.default_rng(6), biased=False)
     assert (a == b).all() and (ids_a == ids_b).all() and not (a == c).all()
-    t = time.perf_counter()
-    colored.colorize(mnist.train_x, mnist.train_y, palette, 0.03, np.random.default_rng(0), biased=True)
-    assert time.perf_counter() - t < 10  # 60,000 images: whole-array NumPy, no per-image loop
 
 
 def test_gray_is_pil_luma(cmnist):
@@ -141,15 +137,13 @@ def test_second_load_uses_the_cache(cache_dir, monkeypatch):
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(dataset, "generate", fail)
-    t = time.perf_counter()
     data = load_generated(0.02, cache_dir=cache_dir)
-    assert time.perf_counter() - t < 1.0
     assert data.x("train").shape == (55000, 28, 28, 3)
 
 
-def _concurrent_worker(folder: str, queue) -> None:
+def _concurrent_worker(folder: str, queue, barrier) -> None:
     def build():
-        time.sleep(0.5)  # make the builders overlap
+        barrier.wait(timeout=120)  # every builder is inside build() at once: they overlap for sure
         rng = np.random.default_rng(1)
         return {"a": rng.integers(0, 255, (500, 28, 28, 3), dtype=np.uint8), "b": np.arange(10)}, {"k": 1}
 
@@ -157,11 +151,13 @@ def _concurrent_worker(folder: str, queue) -> None:
     queue.put({k: v.tobytes() for k, v in arrays.items()})
 
 
+@pytest.mark.slow
 def test_concurrent_cache_creation_leaves_one_valid_cache(tmp_path):
     folder = tmp_path / "colored_mnist" / "key"
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_concurrent_worker, args=(str(folder), queue)) for _ in range(4)]
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_concurrent_worker, args=(str(folder), queue, barrier)) for _ in range(4)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]

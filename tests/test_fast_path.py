@@ -65,6 +65,7 @@ def pair(cmnist, request):
 
 def test_data_path_matches_the_per_sample_dataset(pair):
     _, _, ref_batches, our_batches, _ = pair
+    assert len(ref_batches) == len(our_batches) == 4  # 512 images in batches of 128, both pipelines
     for (xs, cls, ys), (x, y, bias) in zip(ref_batches, our_batches):
         assert torch.equal(bias.long(), cls) and torch.equal(y, ys)
         assert torch.allclose(x, xs, atol=1e-5)
@@ -114,6 +115,7 @@ def test_same_predictions_after_a_few_lnl_steps(pair):
     assert torch.allclose(a, b, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_benchmark_script_writes_its_table_and_json(cache_dir, tmp_path):
     import json
     import subprocess

@@ -93,6 +93,7 @@ def test_fused_network_matches_eager_network_in_fp32(arch):
         torch.testing.assert_close(other, buf, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_without_a_compiler_everything_runs_eager(tmp_path):
     code = ("import warnings, torch; from lnl.accel import kernels; from lnl.models import build_model\n"
             "with warnings.catch_warnings(record=True) as w:\n"
@@ -107,6 +108,7 @@ def test_without_a_compiler_everything_runs_eager(tmp_path):
     assert proc.stdout.split()[-1] == "1"  # one warning, then silence
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_kernels_share_torchs_one_openmp_runtime_and_its_thread_count():
     """After the kernels load, the process holds one OpenMP runtime (threadpoolctl, and the mapped
@@ -125,6 +127,7 @@ def test_kernels_share_torchs_one_openmp_runtime_and_its_thread_count():
     assert proc.stdout.strip().endswith("[1, 2, 1]"), proc.stdout
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_kernels_built_without_openmp_warn_that_they_run_single_threaded(tmp_path):
     """A compiler without -fopenmp (Apple clang): the kernels still load, single-threaded, with a warning."""
@@ -141,6 +144,7 @@ def test_kernels_built_without_openmp_warn_that_they_run_single_threaded(tmp_pat
     assert (ok, threads) == ("True", "1") and "without OpenMP" in message and "single-threaded" in message
 
 
+@pytest.mark.slow
 @needs_kernels
 def test_concurrent_first_builds_share_one_cache(tmp_path):
     """Sweep workers starting together: each builds or finds the library; all load a whole file."""

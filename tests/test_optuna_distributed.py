@@ -19,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import REPO
+from conftest import Lines, REPO
 
 POSTGRES = os.environ.get("LNL_TEST_POSTGRES_URL")
 needs_postgres = pytest.mark.skipif(not POSTGRES, reason="LNL_TEST_POSTGRES_URL not set (see .ci/run)")
@@ -34,7 +34,7 @@ def storage_for(kind: str, tmp_path: Path) -> str:
 
 
 def optuna_storage(spec: str):
-    from lnl.search import open_storage
+    from lnl.optuna_storage import open_storage
 
     return open_storage(spec)
 
@@ -51,6 +51,7 @@ def records_of(runs_dir: Path, study: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"{study}-*trial*/record.json"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["journal", pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])])
 def test_two_workers_share_one_study_up_to_the_cap(kind, cache_dir, tmp_path):
     storage, prefix = storage_for(kind, tmp_path), f"dist{uuid.uuid4().hex[:8]}"
@@ -70,6 +71,7 @@ def test_two_workers_share_one_study_up_to_the_cap(kind, cache_dir, tmp_path):
     print(f"{kind}: 2 workers, {len(trials)} trials in {time.perf_counter() - started:.1f}s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])])
 def test_killed_worker_trial_is_failed_and_its_parameters_retried(kind, cache_dir, tmp_path):
     storage, prefix = storage_for(kind, tmp_path), f"kill{uuid.uuid4().hex[:8]}"
@@ -79,16 +81,13 @@ def test_killed_worker_trial_is_failed_and_its_parameters_retried(kind, cache_di
     victim = subprocess.Popen(search_cmd(storage, prefix, cache_dir, "--n-trials", "1", "--wandb-mode", "offline",
                                          epochs=4, train_size=3000),
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and victim.poll() is None:
-        found = sorted((tmp_path / "runs/optuna").glob(f"{name}-*trial0000/record.json"))  # <study>-<instance>-
-        if found and json.loads(found[0].read_text())["epochs"]:
-            break
-        time.sleep(0.1)
+    lines = Lines(victim)
+    lines.until("epoch 1/4", timeout=300)  # printed once epoch 1 is saved: the event the worker reports
     assert victim.poll() is None, "the worker ended before it could be killed"
     victim.send_signal(signal.SIGKILL)  # mid-trial: epoch 1 of 4 is done
-    victim_out = victim.communicate()[0]
-    time.sleep(4.5)  # > grace period (3 s) without heartbeat
+    victim_out = "".join(lines.until(None, timeout=60))
+    victim.wait(timeout=60)
+    time.sleep(4.5)  # not a poll: Optuna's rule itself is time, > the grace period (3 s) without a heartbeat
     # --max-trials 1: the study holds one trial; the new worker only finishes what is queued. The retry's
     # budget (--set, not a searched parameter) is the smallest: the victim only needed to live past epoch 1.
     proc = subprocess.run(search_cmd(storage, prefix, cache_dir, "--n-trials", "1", "--max-trials", "1",

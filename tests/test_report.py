@@ -21,7 +21,7 @@ import optuna
 import pytest
 
 from conftest import REPO
-from lnl.report import load, tables
+from lnl.report import load, render, tables
 from lnl.report.build import build_report, publish_wandb
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -45,7 +45,7 @@ def test_fixture_records_cover_two_methods_two_levels_two_seeds(records):
 
 
 def test_golden_markdown_table(records):
-    text = tables.to_markdown(tables.comparison(records, "last", "std"))
+    text = render.to_markdown(tables.comparison(records, "last", "std"))
     if os.environ.get("LNL_REGENERATE_GOLDEN"):
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
@@ -86,7 +86,7 @@ def test_plus_minus_is_what_the_header_says(records, error):
         std = float(np.std(tests, ddof=1))
         assert row["mean"] == pytest.approx(np.mean(tests)) and row["n"] == len(tests) == 2
         assert row["error"] == pytest.approx(std if error == "std" else std / math.sqrt(2))
-    text = tables.to_markdown(table)
+    text = render.to_markdown(table)
     assert ("standard deviation (ddof=1)" in text) == (error == "std")
     assert ("standard error of the mean" in text) == (error == "sem")
 
@@ -99,10 +99,10 @@ def test_missing_cells_and_unfinished_runs_are_shown(records):
     assert cell["n"] == 2 and cell["runs"] == 2  # the diverged run is another configuration: listed below
     partial = [r for r in records if r["run_id"] != "lnl-cv0.030-s1"]
     partial.append({**next(r for r in records if r["run_id"] == "lnl-cv0.030-s1"), "status": "failed"})
-    assert "(n=1/2)" in tables.to_markdown(tables.comparison(partial, "last"))  # a failed seed of the same config
+    assert "(n=1/2)" in render.to_markdown(tables.comparison(partial, "last"))  # a failed seed of the same config
     problems = tables.status_table(records)
     assert problems["run_id"].tolist() == ["lnl-cv0.030-s2"] and problems["status"].tolist() == ["diverged"]
-    latex = tables.to_latex(table)
+    latex = render.to_latex(table)
     assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex and r"$\pm$" in latex
 
 
@@ -128,6 +128,7 @@ def test_every_figure_is_written_and_non_empty(records, tmp_path):
     assert all(Path(tmp_path / "rep" / p).exists() for p in names)
 
 
+@pytest.mark.slow
 def test_report_script(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/report.py", "--runs", str(FIXTURES / "records"), "--out",
                            str(tmp_path / "r"), "--error", "sem", "--no-samples"], cwd=REPO, capture_output=True,
@@ -224,7 +225,7 @@ def test_calibration_separates_clipped_and_redrawn_jitter_and_ignores_lnl():
     assert got == {("per_channel_var", "baseline"): (0.867, 0.022),
                    ("per_channel_var + resample", "baseline"): (0.916, 0.071),
                    ("per_channel_var", "gray"): (0.966, 0.006)}
-    assert "closest: **`per_channel_var`**" in tables.calibration_markdown(table)
+    assert "closest: **`per_channel_var`**" in render.calibration_markdown(table)
 
 
 def test_time_to_accuracy_reads_validation_means_and_costs_the_pretraining():
@@ -252,12 +253,12 @@ def test_time_to_accuracy_reads_validation_means_and_costs_the_pretraining():
     assert math.isclose(row["test_std"], float(np.std([0.82, 0.81], ddof=1)))
     # 3 epochs x the median epoch (85 + 5 s) + the baseline's 2 epochs x 60 s, in minutes
     assert math.isclose(row["minutes"], (3 * 90 + 2 * 60) / 60) and row["pretrained"]
-    text = tables.time_to_accuracy_markdown(table)
+    text = render.time_to_accuracy_markdown(table)
     assert "| lnl | 0.020 |" in text and "| 3 | 0.8250 | 0.8150 ± 0.0071 | 0.8185 | 6.5 | yes |" in text
     slow = tables.time_to_accuracy(base + [run(f"s{s}", "lnl", s, [0.70, 0.80], [0.7, 0.99], [85.0, 85.0])
                                            for s in (0, 1)])
     assert not slow.iloc[0]["reached"] and slow.iloc[0]["best_epoch"] == 2
-    assert "not reached (best mean: epoch 2)" in tables.time_to_accuracy_markdown(slow)
+    assert "not reached (best mean: epoch 2)" in render.time_to_accuracy_markdown(slow)
 
 
 def test_per_class_pools_the_chosen_configurations_seeds_at_the_selected_epoch():
@@ -286,7 +287,7 @@ def test_per_class_pools_the_chosen_configurations_seeds_at_the_selected_epoch()
     assert math.isclose(row["9"], 4 / 20) and math.isclose(row["0"], 0.8) and math.isclose(row["5"], 1.0)
     first = tables.per_class(tables.choose_configurations(tables.selected_runs(chosen, "val_biased")))
     assert math.isclose(first.iloc[0]["9"], 0.0)  # val_biased ties at 0.9: the earliest epoch, 0 of 10 right
-    text = tables.per_class_markdown(table)
+    text = render.per_class_markdown(table)
     assert "| lnl | 0.020 | 2 | 0.80 | 1.00 |" in text and text.rstrip().endswith("| **0.20** |")
 
 
@@ -315,10 +316,10 @@ def test_studies_table_counts_a_multi_seed_trial_once_with_its_mean():
 def test_no_storage_password_reaches_the_page_or_the_report_spec(tmp_path, monkeypatch):
     """A password in --optuna-storage (in the authority or the query, percent-encoded or not, as `--flag URL` or
     `--flag=URL`) is masked everywhere lnl-report writes its command line: README.md and the W&B Report spec."""
-    import lnl.search
+    import lnl.optuna_storage
     from lnl.commands import report as report_cmd
 
-    monkeypatch.setattr(lnl.search, "studies_of", lambda records, storage: [])
+    monkeypatch.setattr(lnl.optuna_storage, "studies_of", lambda records, storage: [])
     for url in ("postgresql+psycopg2://lnl@db.example/lnl?password=s3cr3t%21pw", "postgresql://lnl:s3cr3t!pw@db/x"):
         for form in ([ "--optuna-storage", url], [f"--optuna-storage={url}"]):
             out = tmp_path / f"rep{abs(hash((url, form[0])))}"

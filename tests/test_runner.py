@@ -2,6 +2,8 @@
 an epoch with its checkpoint kept, and the next invocation resumes it)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conftest import REPO
@@ -78,28 +80,27 @@ def _spawned_workers(parent: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_run_and_the_sweep_still_ends(cache_dir, tmp_path):
     """kill -9 of one of --jobs 2's processes: its run is reported failed, the others finish, the command exits."""
     import os
     import signal
     import subprocess
     import sys
-    import time
 
-    from conftest import tiny_grid_yaml
+    from conftest import Lines, tiny_grid_yaml
 
     sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "killed_grid", cache_dir)
     proc = subprocess.Popen([sys.executable, "scripts/run_sweep.py", str(sweep), "--runs-dir", str(tmp_path / "runs"),
-                             "--jobs", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victims: list[int] = []
-    for _ in range(600):  # at most 60 s for the first worker to start
-        victims = _spawned_workers(proc.pid)
-        if victims or proc.poll() is not None:
-            break
-        time.sleep(0.1)
+                             "--jobs", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = Lines(proc)
+    lines.until("so far)", timeout=300)  # a worker has started its run: the line it prints as it begins
+    victims = _spawned_workers(proc.pid)
     assert victims, "no worker process appeared"
     os.kill(victims[0], signal.SIGKILL)
-    out, err = proc.communicate(timeout=600)
+    out, err = "".join(lines.until(None, timeout=600)), proc.stderr.read()
+    proc.wait(timeout=60)
     assert proc.returncode == 1, err[-2000:]
     assert "died (signal 9)" in err and "1 run(s) failed" in out
     finished = [json.loads(p.read_text())["status"] for p in (tmp_path / "runs").glob("*/record.json")]

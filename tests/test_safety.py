@@ -17,6 +17,7 @@ def _interrupt_after_first_epoch(epoch, metrics):
     raise KeyboardInterrupt  # what a kill leaves behind: a record 'failed' and the epoch's checkpoint
 
 
+@pytest.mark.slow
 def test_a_failing_rerun_never_costs_a_finished_record(tiny_config, tmp_path):
     cfg = tiny_config(method="baseline")
     done = lnl.train(cfg)
@@ -148,6 +149,7 @@ def test_report_configuration_key_ignores_every_non_identity_field():
     assert configuration_key({**base, "lambda": 0.5}) != configuration_key(base)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cmd", [
     ["scripts/run_sweep.py", "sweeps/paper_table.yaml", "--dry-run", "--shard", "0/2"],
     ["scripts/run_sweep.py", "sweeps/paper_table.yaml", "--dry-run", "--shard", "3/2"],
@@ -165,7 +167,8 @@ def test_optuna_trial_run_ids_are_unique_per_study_instance_and_reruns_draw_new_
     import optuna
     from optuna.distributions import FloatDistribution
 
-    from lnl.search import Objective, create_study, open_storage, run_worker, suggest
+    from lnl.optuna_storage import open_storage
+    from lnl.search import Objective, create_study, run_worker, suggest
 
     ids = []
     for db in ("a.db", "b.db"):  # the same study name in a new (or recreated) database
@@ -189,6 +192,7 @@ def test_optuna_trial_run_ids_are_unique_per_study_instance_and_reruns_draw_new_
     assert len(lrs) == 6 and len(set(lrs[:3]) & set(lrs[3:])) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["postgresql+psycopg2://u:s3cr3t@127.0.0.1:1/db", "nosuchdialect://x/y",
                                  "sqlite:////nonexistent-dir/x.db"])
 def test_an_unusable_storage_url_is_one_line_without_the_password(url, tmp_path):
@@ -261,6 +265,7 @@ def test_a_checkpoint_s_bytes_depend_only_on_its_state(tmp_path, monkeypatch):
     assert (path.stat().st_mode & 0o777) == 0o644  # what open() gives under umask 022, not mkstemp's 0600
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [None, b"", b"\x93NUMPY garbage", b"not a numpy file at all"])
 def test_a_missing_or_broken_official_file_is_one_line(content, tmp_path):
     path = tmp_path / "mnist_10color_jitter_var_0.020.npy"

@@ -14,7 +14,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from conftest import REPO
 from lnl.flags import parse_args
-from lnl.search import (Objective, SearchSpaceError, mask_url, space_from_sweep, study_name)
+from lnl.optuna_storage import mask_url
+from lnl.search import Objective, SearchSpaceError, space_from_sweep, study_name
 from lnl.sweep_config import for_condition, load_sweep
 
 
@@ -72,6 +73,7 @@ def test_passwords_are_masked():
     assert mask_url("journal:/tmp/j.log") == "journal:/tmp/j.log"
 
 
+@pytest.mark.slow
 def test_three_trial_study_on_sqlite(cache_dir, tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "optuna_search.py"), "--space", str(REPO / "sweeps/lnl_tune.yaml"),
            "--color-var", "0.02", "--n-trials", "3", "--seed", "1", "--confirm-seeds", "2",

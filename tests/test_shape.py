@@ -1,5 +1,6 @@
 """The library's shape, checked on its source: nothing imports upward (no import cycle, function-level
-imports included, TYPE_CHECKING blocks excluded) and no function grows past 60 lines."""
+imports included, TYPE_CHECKING blocks excluded), no function grows past 50 lines, no module past 400, and the
+training loop stays a spine one reads in one sitting."""
 from __future__ import annotations
 
 import ast
@@ -66,11 +67,33 @@ def test_no_import_cycle_in_lnl():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check can fail
 
 
-def test_no_function_in_lnl_over_60_lines():
+MAX_FUNCTION, MAX_MODULE, MAX_LOOP = 50, 400, 200
+
+
+def test_no_function_over_50_lines_and_no_module_over_400():
     long = []
     for path in LNL.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE:
+            long.append(f"{path.relative_to(REPO)} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    node.end_lineno - node.lineno + 1 > MAX_FUNCTION:
                 long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} "
                             f"({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+
+
+def test_the_loop_reads_in_one_sitting_and_reaches_speed_code_at_one_place():
+    """lnl/training/loop.py is the spine (at most 200 lines); lnl.accel is imported there once, as a whole,
+    and no other training module imports speed code, so with the fast path off the loop is plain PyTorch."""
+    loop = LNL / "training" / "loop.py"
+    assert len(loop.read_text().splitlines()) <= MAX_LOOP
+    paths = {_module(p): p for p in LNL.rglob("*.py")}
+    accel = {m for m in paths if m == "lnl.accel" or m.startswith("lnl.accel.")}
+    imports = {m: _imports(p, set(paths)) & accel for m, p in paths.items() if m.startswith("lnl.training")}
+    assert imports.pop("lnl.training.loop") == {"lnl.accel"}
+    assert not any(imports.values()), imports
+    lines = [n for n in ast.walk(ast.parse(loop.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))
+             and "accel" in ast.unparse(n)]
+    assert len(lines) == 1, [ast.unparse(n) for n in lines]

@@ -106,6 +106,7 @@ def test_args_rendering_matches_the_agent():
         ["--lr=1e-05", "--bias_probe=False", "--bias_lr=None", "--tags=['a', 'b']", "--lambda=0.001", "--epochs=3"]
 
 
+@pytest.mark.slow
 def test_create_sweeps_dry_run_prints_one_config_per_level():
     proc = subprocess.run([sys.executable, "scripts/create_sweeps.py", "sweeps/lnl_tune.yaml", "--color-var",
                            "0.02", "0.03", "0.04", "--dry-run"], cwd=REPO, capture_output=True, text=True,
@@ -119,6 +120,7 @@ def test_create_sweeps_dry_run_prints_one_config_per_level():
 
 # Study sweeps start their LNL runs from the recipes' 100-epoch Baselines: too long for an agent test, and the
 # same program and argv rendering as the top-level files, which run here.
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
 def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
     sweep = for_condition(load_sweep(path), color_var=0.02)
@@ -150,6 +152,7 @@ def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
     assert wandb_dir.parent == tmp_path / "wandb" and list(wandb_dir.glob("run-*.wandb"))
 
 
+@pytest.mark.slow
 def test_local_grid_runner_is_resumable(cache_dir, tmp_path):
     """scripts/run_sweep.py runs a grid YAML without a server and skips finished runs on relaunch."""
     sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "tiny_grid", cache_dir)

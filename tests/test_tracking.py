@@ -59,7 +59,7 @@ def test_failed_wandb_init_does_not_stop_training(tiny_config, monkeypatch):
     assert result.status == "finished"
     record = json.loads((result.run_dir / "record.json").read_text())
     assert record["wandb"]["mode"] == "failed" and "unreachable" in record["wandb"]["reason"]
-    assert record["final"]["test/acc"] is not None
+    assert 0.0 <= record["final"]["test/acc"] <= 1.0  # a number (NaN is written as null, and fails here)
 
 
 def test_online_failure_falls_back_to_offline(tiny_config, monkeypatch, tmp_path):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import pytest
 import lnl
 from lnl.methods import METHODS
 from lnl.records import EPOCH_KEYS
-from conftest import REPO, pretrain_recipe
+from conftest import Lines, REPO, pretrain_recipe
 
 PER_EPOCH_KEYS = {"epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "val_biased/acc",
                   "val_unbiased/acc", "test/acc", "throughput"}
@@ -80,6 +79,7 @@ def test_official_data_source_trains(tmp_path, cmnist, tiny_config):
     assert result.status == "finished" and np.array(result.final["test/confusion"]).sum() == 300
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
     common = ["--method", "lnl", "--epochs", "3", "--train-size", "2500", "--test-size", "500", "--val-eval-size", "500",
               "--batch-size", "50", "--progress", "False", "--cache-dir", tiny_config().cache_dir,
@@ -89,14 +89,11 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr
     victim = subprocess.Popen([sys.executable, "scripts/train.py", *common, "--run-id", "killed"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Kill on the event the run reports (its first checkpoint's checksum file, written last), not
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Kill on the event the run reports (its epoch line, printed once the epoch's checkpoint is saved), not
     # after a fixed sleep: on a fast machine a sleeping test would find the run already finished.
-    ckpt_sum = tmp_path / "runs" / "killed" / "checkpoint.pt.sha256"
-    deadline = time.time() + 240
-    while not ckpt_sum.exists() and time.time() < deadline and victim.poll() is None:
-        time.sleep(0.01)
-    assert ckpt_sum.exists() and victim.poll() is None, "no checkpoint after the first epoch"
+    Lines(victim).until("epoch 1/3", timeout=240)
+    assert (tmp_path / "runs" / "killed" / "checkpoint.pt.sha256").exists() and victim.poll() is None
     victim.send_signal(signal.SIGKILL)  # epoch 2 has just started
     victim.wait()
     record = json.loads((tmp_path / "runs" / "killed" / "record.json").read_text())
@@ -191,6 +188,7 @@ def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation()
     assert torch.equal(next(iter(here.state.values()))["momentum_buffer"], torch.full((3,), 0.5))
 
 
+@pytest.mark.slow
 def test_sigterm_records_interrupted_keeps_the_checkpoint_and_cleans_a_cut_write(tiny_config, tmp_path):
     common = ["--method", "baseline", "--epochs", "3", "--train-size", "2000", "--test-size", "500",
               "--val-eval-size", "500", "--batch-size", "50", "--progress", "False",
@@ -198,12 +196,9 @@ def test_sigterm_records_interrupted_keeps_the_checkpoint_and_cleans_a_cut_write
               "--run-id", "termed"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     victim = subprocess.Popen([sys.executable, "scripts/train.py", *common], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ckpt_sum = tmp_path / "runs" / "termed" / "checkpoint.pt.sha256"
-    deadline = time.time() + 240
-    while not ckpt_sum.exists() and time.time() < deadline and victim.poll() is None:
-        time.sleep(0.01)
-    assert ckpt_sum.exists() and victim.poll() is None, "no checkpoint after the first epoch"
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    Lines(victim).until("epoch 1/3", timeout=240)  # printed once the epoch's checkpoint is saved
+    assert (tmp_path / "runs" / "termed" / "checkpoint.pt.sha256").exists() and victim.poll() is None
     victim.send_signal(signal.SIGTERM)
     _, err = victim.communicate(timeout=120)
     assert victim.returncode == 128 + 15 and "Traceback" not in err

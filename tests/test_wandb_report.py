@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
-from lnl.report import load, tables
+from lnl.report import load, render, tables
 from lnl.report import wandb_report as wrep
 
 wr = pytest.importorskip("wandb_workspaces.reports.v2")
@@ -31,10 +31,12 @@ def test_report_blocks_are_the_markdown_tables_then_the_run_panels(records):
     # the fixture holds runs of three configurations (optimizer, lr, momentum differ): a tuning section
     assert wrep.tuned_parameters(records) == ["optimizer", "lr", "momentum"]
     # one block per selection rule, each the very Markdown the folder report writes
-    for rule, (heading, table) in zip(tables.RULES, zip(report.blocks[2:8:2], report.blocks[3:8:2])):
+    headings, texts = report.blocks[2:8:2], report.blocks[3:8:2]
+    assert len(headings) == len(texts) == len(tables.RULES) == 3
+    for rule, heading, table in zip(tables.RULES, headings, texts):
         assert heading.text == f"Selection rule: {rule}"
-        assert table.text == tables.to_markdown(tables.comparison(records, rule, "std"))
-        assert "| Paper |" in table.text or "paper" in table.text.lower()
+        assert table.text == render.to_markdown(tables.comparison(records, rule, "std"))
+        assert "|  | paper | 0.4055 |" in table.text  # the paper's Baseline at 0.020 beside ours
     runs = report.blocks[9].runsets[0]
     assert runs.entity == "me" and runs.project == "my-lnl"
     assert runs.filters == ("Metric('Group') in ['baseline-cv0.020', 'baseline-cv0.030', 'lnl-cv0.020', "
@@ -85,6 +87,7 @@ def test_a_wandb_sweep_is_filtered_by_its_sweep_id(records):
     assert wrep.run_filter(records) == "Metric('Sweep') in ['abc123'] and Metric('JobType') != 'report'"
 
 
+@pytest.mark.slow
 def test_dry_run_writes_the_spec_without_a_server(tmp_path):
     out = tmp_path / "rep"
     proc = subprocess.run([sys.executable, "scripts/report.py", "--runs", str(FIXTURES / "records"), "--out", str(out),

@@ -52,6 +52,7 @@ def _train(cache_dir, tmp_path, env_extra, *args):
                            *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_a_run_takes_its_share_and_records_it(cache_dir, tmp_path):
     """LNL_WORKERS=2 (a hand-started wandb agent): threads = cores // 2, pinned when the index is given."""
     proc = _train(cache_dir, tmp_path, {"LNL_WORKERS": "2", "LNL_WORKER_INDEX": "1"})
@@ -69,6 +70,7 @@ def test_a_run_takes_its_share_and_records_it(cache_dir, tmp_path):
     assert record["env"]["workers"]["source"] == "--threads" and record["env"]["threads"] == 1
 
 
+@pytest.mark.slow
 def test_a_bad_worker_variable_is_one_line_exit_2(cache_dir, tmp_path):
     proc = _train(cache_dir, tmp_path, {"LNL_WORKERS": "-1"})
     assert proc.returncode == 2
@@ -76,6 +78,7 @@ def test_a_bad_worker_variable_is_one_line_exit_2(cache_dir, tmp_path):
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/record.json"))
 
 
+@pytest.mark.slow
 def test_run_sweep_jobs_trains_in_a_pool_with_core_shares(cache_dir, tmp_path):
     """--jobs 2: both runs finish, each worker took cores // 2 threads and its own index; a failing run is
     reported and the others go on (exit 1)."""

@@ -22,7 +22,7 @@ import sys
 
 from lnl.commands import at_least, one_line_errors
 from lnl.config_files import parse_pairs
-from lnl.search import DEFAULT_STORAGE, mask_argv, mask_url, open_storage
+from lnl.optuna_storage import DEFAULT_STORAGE, mask_argv, mask_url, open_storage
 from lnl.studies import Search, quiet_optuna
 
 

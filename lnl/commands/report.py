@@ -25,7 +25,7 @@ from lnl.report.build import build_report, command_line, publish_wandb
 from lnl.report.page import page_from_args
 from lnl.report.tables import RULES
 from lnl.report.wandb_report import report_from_args
-from lnl.search import mask_argv, mask_url
+from lnl.optuna_storage import mask_argv, mask_url
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -116,7 +116,7 @@ def _records(args: argparse.Namespace) -> list:
 def _studies(args: argparse.Namespace, records: list) -> list:
     if not args.optuna_storage:
         return []
-    from lnl.search import studies_of
+    from lnl.optuna_storage import studies_of
 
     try:
         return studies_of(records, args.optuna_storage)

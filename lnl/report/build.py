@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lnl.report import figures, tables
+from lnl.report import figures, render, tables
 
 
 def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> Any:
@@ -55,25 +55,8 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
     if not records:
         raise ValueError("no run records to report on")
 
-    runs = tables.runs_frame(records)
-    tabs = {rule: tables.comparison(records, rule, error) for rule in tables.RULES}
-    md_tables = {rule: tables.to_markdown(tab) for rule, tab in tabs.items()}
-    for rule, tab in tabs.items():
-        for suffix, text in (("md", md_tables[rule]), ("tex", tables.to_latex(tab))):
-            path = out / f"table_{rule}.{suffix}"
-            path.write_text(text)
-            written.append(path)
-    long = pd.concat(tabs.values(), ignore_index=True)
-    long.to_csv(out / "results.csv", index=False, float_format="%.6f")
-    written.append(out / "results.csv")
-    runs.to_csv(out / "runs.csv", index=False)
-    written.append(out / "runs.csv")
+    runs, tabs, md_tables, study_tab = _write_tables(records, out, error, written)
     problems = tables.status_table(records)
-    study_tab = tables.studies_table(records)
-    if not study_tab.empty:
-        study_tab.to_csv(out / "studies.csv", index=False)
-        written.append(out / "studies.csv")
-
     selected = tables.choose_configurations(tables.selected_runs(records, primary))
     written += figures.confusion_grid(selected, primary, fig_dir)
     written += figures.accuracy_vs_bias(tabs[primary], primary, fig_dir)
@@ -96,16 +79,37 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
     return written
 
 
+def _write_tables(records: list[dict[str, Any]], out: Path, error: str, written: list[Path]) -> tuple[Any, ...]:
+    """The comparison tables per selection rule (Markdown, LaTeX, one long CSV), the runs and the studies
+    tables, written into ``out`` and appended to ``written``."""
+    runs = tables.runs_frame(records)
+    tabs = {rule: tables.comparison(records, rule, error) for rule in tables.RULES}
+    md_tables = {rule: render.to_markdown(tab) for rule, tab in tabs.items()}
+    for rule, tab in tabs.items():
+        for suffix, text in (("md", md_tables[rule]), ("tex", render.to_latex(tab))):
+            path = out / f"table_{rule}.{suffix}"
+            path.write_text(text)
+            written.append(path)
+    pd.concat(tabs.values(), ignore_index=True).to_csv(out / "results.csv", index=False, float_format="%.6f")
+    runs.to_csv(out / "runs.csv", index=False)
+    written += [out / "results.csv", out / "runs.csv"]
+    study_tab = tables.studies_table(records)
+    if not study_tab.empty:
+        study_tab.to_csv(out / "studies.csv", index=False)
+        written.append(out / "studies.csv")
+    return runs, tabs, md_tables, study_tab
+
+
 def _optional_sections(records: list[dict[str, Any]], selected: pd.DataFrame,
                        calibration: list[dict[str, Any]] | None, out: Path, written: list[Path],
                        primary: str) -> dict[str, tuple[str, str | None]]:
     """The README's optional tables, heading -> (intro, Markdown or None); each also written as CSV."""
-    per_digit = _csv_section(tables.per_class(selected), out / "per_class.csv", tables.per_class_markdown, written,
+    per_digit = _csv_section(tables.per_class(selected), out / "per_class.csv", render.per_class_markdown, written,
                              float_format="%.6f")
     calibrated = _csv_section(tables.calibration(calibration) if calibration else None, out / "calibration.csv",
-                              tables.calibration_markdown, written)
+                              render.calibration_markdown, written)
     speed = _csv_section(tables.time_to_accuracy(records), out / "time_to_accuracy.csv",
-                         tables.time_to_accuracy_markdown, written, float_format="%.6f")
+                         render.time_to_accuracy_markdown, written, float_format="%.6f")
     return {
         "Per-digit accuracy": (f"Unbiased test accuracy per digit (selection `{primary}`, seeds pooled, the weakest "
                                "digit in bold): the confusion grid's diagonal, as numbers.", per_digit),
@@ -153,11 +157,11 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
     if problems.empty:
         lines += ["All runs finished.", ""]
     else:
-        lines += [f"{len(problems)} runs are not in the numbers above:", "", tables.frame_to_markdown(problems)]
+        lines += [f"{len(problems)} runs are not in the numbers above:", "", render.frame_to_markdown(problems)]
     if not study_tab.empty:
         lines += ["## Optuna studies", "", "Best trial by its best-epoch validation metric; pruned includes "
                   "diverged trials, failed includes trials whose worker died.", "",
-                  tables.frame_to_markdown(study_tab)]
+                  render.frame_to_markdown(study_tab)]
     lines += ["## Figures", ""]
     pngs = [p for p in written if p.suffix == ".png"]
     captions = {

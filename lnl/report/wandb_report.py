@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from lnl.records import EPOCH_KEYS
-from lnl.report import tables
+from lnl.report import render, tables
 from lnl.tracking import wandb_group
 
 #: What a training run logs to W&B: the per-epoch keys (history and summary), the confusion matrix's
@@ -87,10 +87,10 @@ def build(records: list[dict[str, Any]], entity: str, project: str, *, title: st
         blocks.append(wr.MarkdownBlock(text=f"Re-build:\n\n```\n{command}\n```"))
     for rule in tables.RULES:
         blocks += [wr.H2(f"Selection rule: {rule}"),
-                   wr.MarkdownBlock(text=tables.to_markdown(tables.comparison(records, rule, error)))]
+                   wr.MarkdownBlock(text=render.to_markdown(tables.comparison(records, rule, error)))]
     if calibration:
         blocks += [wr.H2("Calibration of sigma^2 (Baseline and Gray only)"),
-                   wr.MarkdownBlock(text=tables.calibration_markdown(tables.calibration(calibration)))]
+                   wr.MarkdownBlock(text=render.calibration_markdown(tables.calibration(calibration)))]
     blocks += [wr.H2("Runs"), wr.PanelGrid(runsets=[runs], panels=run_panels())]
     tuned = tuned_parameters(records)
     if tuned:

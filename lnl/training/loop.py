@@ -138,14 +138,15 @@ def fit(run: Run, on_epoch: EpochCallback | None) -> tuple[str, str | None]:
         record["timings"]["eval_s"].append(round(eval_s, 3))
         metrics = record["epochs"][-1]
         run.tracker.log(metrics)
-        print(epoch_line(cfg, metrics), flush=True)
         diverged = [k for k, v in means.items() if not math.isfinite(v)]
         if diverged:
+            print(epoch_line(cfg, metrics), flush=True)
             return "diverged", f"non-finite {', '.join(diverged)} in epoch {epoch + 1}"
         record["final"] = summary(record["epochs"], record["confusion"], "running")
         run.save_record()
         if epoch + 1 < cfg.epochs:
             run_folder.save_checkpoint(run, epoch + 1)
+        print(epoch_line(cfg, metrics), flush=True)  # after the save: an epoch printed is an epoch kept
         if on_epoch is not None:
             try:
                 on_epoch(epoch + 1, metrics)
