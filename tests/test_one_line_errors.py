@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,18 +61,27 @@ def test_every_seed_the_config_accepts_trains(tiny_config):
     assert result.status == "finished"
 
 
+@pytest.fixture(scope="module")
+def pretrained_runs(cache_dir, tmp_path_factory):
+    """A runs folder with a finished 1-epoch baseline and the LNL run that started from it (trained once)."""
+    root = tmp_path_factory.mktemp("pretrained")
+    recipe = pretrain_recipe(root, baseline_epochs=1)
+    values = {**TINY, "method": "lnl", "recipe": recipe, "optimizer": "sgd", "lr": 0.001, "init_from": "baseline",
+              "cache_dir": str(cache_dir), "runs_dir": str(root / "runs")}
+    first = lnl.train(lnl.Config.from_dict(values))
+    return values, json.loads((first.run_dir / "record.json").read_text())["init"]
+
+
 @pytest.fixture
-def pretrained(tiny_config, tmp_path):
-    """A finished 1-epoch baseline an LNL run starts from, and a function that runs lnl-train for LNL."""
+def pretrained(pretrained_runs, tmp_path):
+    """A copy of those runs to break, and a function that runs lnl-train for another LNL run in it."""
     from lnl.commands.train import main
 
-    recipe = pretrain_recipe(tmp_path, baseline_epochs=1)
-    values = {**TINY, "method": "lnl", "recipe": recipe, "optimizer": "sgd", "lr": 0.001, "init_from": "baseline",
-              "cache_dir": tiny_config().cache_dir, "runs_dir": str(tmp_path / "runs")}
-    first = lnl.train(lnl.Config.from_dict(values))
-    record = json.loads((first.run_dir / "record.json").read_text())
-    base = Path(values["runs_dir"]) / record["init"]["from_run"]
-    copies = [base / "final.pt", store.stored_path(values["runs_dir"], record["init"]["sha256"])]
+    values, init = pretrained_runs
+    values = {**values, "runs_dir": str(tmp_path / "runs")}
+    shutil.copytree(pretrained_runs[0]["runs_dir"], values["runs_dir"])
+    base = Path(values["runs_dir"]) / init["from_run"]
+    copies = [base / "final.pt", store.stored_path(values["runs_dir"], init["sha256"])]
     return {"base": base, "copies": copies, "run": lambda **kw: main(_argv({**values, **kw}))}
 
 
