@@ -10,6 +10,8 @@
 * :func:`uniform_ce`: BlindEye's confusion loss (Alvi et al., ECCV Workshops 2018,
   Eq. 2), the cross-entropy between the uniform distribution and h's prediction,
   averaged like :func:`neg_entropy`.
+* :func:`generalized_ce`: LfF's loss of its biased network (Nam et al., NeurIPS 2020,
+  Eq. 2; Zhang & Sabuncu, 2018), per sample.
 
 All take h's logits shaped (N, 3, 8, H, W) and compute in float32 with
 log-softmax (the naive ``p * log(p)`` gives NaN when p underflows to 0).
@@ -85,3 +87,12 @@ def bias_correct(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     # max(...).indices, not argmax: argmax over a middle dimension is ~10x slower on CPU
     correct = (logits.max(dim=2).indices == labels.long()) & mask
     return correct.sum(), mask.sum()
+
+
+def generalized_ce(logits: torch.Tensor, labels: torch.Tensor, q: float = 0.7) -> torch.Tensor:
+    """Generalized cross-entropy per sample, as the official LfF code writes it (``module/loss.py``): the
+    cross-entropy weighted by ``q * p_y^q`` with ``p_y`` detached, whose gradient is ``q`` times that of
+    ``(1 - p_y^q) / q`` (Zhang & Sabuncu, NeurIPS 2018): it puts the weight on samples already easy, so
+    the network it trains learns the easy cue (here, color) first and keeps it."""
+    p_y = F.softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1).detach()
+    return F.cross_entropy(logits.float(), labels, reduction="none") * (p_y ** q) * q

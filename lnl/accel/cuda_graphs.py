@@ -95,6 +95,6 @@ class CudaGraphStep:
 
 def graphed_step(method: Method, device: torch.device, batch_size: int, enabled: bool) -> Any:
     """``method.step``, or its CUDA-graph replay on a GPU when ``enabled`` and the optimizer is SGD."""
-    if enabled and device.type == "cuda" and method.cfg.optimizer == "sgd":
+    if enabled and device.type == "cuda" and method.cfg.optimizer == "sgd" and method.graphable:
         return CudaGraphStep(method, batch_size)
     return method.step

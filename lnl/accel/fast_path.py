@@ -32,6 +32,7 @@ import hashlib
 import json
 import statistics
 import time
+import types
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -118,9 +119,12 @@ def time_candidates(cfg: "Config", device: torch.device, build: Builder, names: 
     for name in names:
         _, _, model, method = build(apply(cfg, name), device)
         model.train()
-        steps[name] = method.step
+        # A method with per-sample state (LfF) is timed on a split of one batch, each image its own sample.
+        method.prepare(types.SimpleNamespace(y=y, bias=bias))
+        index = (torch.arange(n),) if method.needs_index else ()
+        steps[name] = lambda *args, m=method, i=index: m.step(*args, *i)
         for _ in range(WARMUP):
-            method.step(x, y, bias, epoch)
+            steps[name](x, y, bias, epoch)
     rounds: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(ROUNDS):
         for name in names:

@@ -72,10 +72,10 @@ class DeviceData:
         return x.float() * self._scale - self._shift
 
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None,
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Yield (inputs, labels, bias labels); shuffled when ``generator`` is given.
-
-        A final batch of one image is dropped (batch norm cannot train on it).
+                with_index: bool = False) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (inputs, labels, bias labels), and with ``with_index`` each image's position in the split
+        (for methods that keep per-sample state, e.g. LfF's loss averages); shuffled when ``generator`` is
+        given. A final batch of one image is dropped (batch norm cannot train on it).
         """
         part = self.splits[split]
         n = len(part)
@@ -87,4 +87,4 @@ class DeviceData:
             idx = order[start:start + batch_size]
             if generator is not None and len(idx) < 2:
                 break
-            yield self.inputs(part.x[idx]), part.y[idx], part.bias[idx]
+            yield (self.inputs(part.x[idx]), part.y[idx], part.bias[idx], *((idx,) if with_index else ()))

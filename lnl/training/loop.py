@@ -95,6 +95,7 @@ def setup(cfg: Config, run_id: str, run_dir: Path, inputs: dict[str, Any], opene
     n_train = len(data["train"])
     cfg, speed = accel.accelerate(cfg, device, build_training, resolve_precision(cfg.precision, device), n_train)
     precision, autocast, model, method = build_training(cfg, device)
+    method.prepare(data["train"])  # per-sample state, sized to the training split (a no-op for most methods)
     steps_per_epoch = max(1, n_train // cfg.batch_size + (1 if n_train % cfg.batch_size > 1 else 0))
     init = start_state(opened, cfg, model, method)
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(
@@ -163,11 +164,12 @@ def train_one_epoch(run: Run, step: Callable[..., dict[str, torch.Tensor]], epoc
     cfg, t0 = run.cfg, time.perf_counter()
     sums: dict[str, torch.Tensor] = {}
     n_steps = 0
-    bar = tqdm(run.data.batches("train", cfg.batch_size, epoch_generator(cfg.seed, epoch)),
+    bar = tqdm(run.data.batches("train", cfg.batch_size, epoch_generator(cfg.seed, epoch),
+                                with_index=run.method.needs_index),
                total=run.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                disable=None if cfg.progress else True, dynamic_ncols=True)
-    for x, y, bias in bar:
-        for key, value in step(x, y, bias, epoch).items():
+    for x, y, bias, *index in bar:  # the images' positions, for a method that keeps per-sample state
+        for key, value in step(x, y, bias, epoch, *index).items():
             sums[key] = sums[key] + value.float() if key in sums else value.float()
         n_steps += 1
         for sched in run.schedulers.values():

@@ -180,6 +180,7 @@ def restore(checkpoint: dict[str, Any] | None, model: LNLNet, method: Method, sc
     for name, opt in method.optimizers.items():
         load_optimizer_state(opt, checkpoint["optimizers"][name])
         schedulers[name].load_state_dict(checkpoint["schedulers"][name])
+    method.load_state_dict(checkpoint.get("method_state") or {})
     torch.set_rng_state(checkpoint["torch_rng"])
     print(f"lnl: resuming {run_id} after epoch {checkpoint['epoch']}")
     return {"epoch": checkpoint["epoch"], "epochs": checkpoint["epochs"], "confusion": checkpoint["confusion"],
@@ -216,7 +217,7 @@ def save_checkpoint(run: Run, epochs_done: int) -> None:
         "schedulers": {k: s.state_dict() for k, s in run.schedulers.items()},
         "epochs": run.record["epochs"], "confusion": run.record["confusion"],
         "timings": dict(run.record["timings"]), "torch_rng": torch.get_rng_state(), "wandb": run.tracker.info,
-        "init": run.record.get("init")})
+        "init": run.record.get("init"), "method_state": run.method.state_dict()})
     write_text_atomic(checksum_path(path), digest + "\n")
 
 
