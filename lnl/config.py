@@ -61,7 +61,7 @@ class Config:
 
     # --- experiment -------------------------------------------------------------------------------
     method: str = result("lnl", "training method (registry lnl.methods.METHODS): baseline, lnl, gray, "
-                                       "blind_eye or lff")
+                                       "blind_eye, lff or rebias")
     arch: str = result("paper", "architecture (registry lnl.models.ARCHS)")
     color_var: float = result(0.02, "color jitter variance sigma^2 around each class's mean color (> 0; "
                                     "the paper uses 0.020 to 0.050)")

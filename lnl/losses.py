@@ -12,6 +12,8 @@
   averaged like :func:`neg_entropy`.
 * :func:`generalized_ce`: LfF's loss of its biased network (Nam et al., NeurIPS 2020,
   Eq. 2; Zhang & Sabuncu, 2018), per sample.
+* :func:`rbf_hsic`: ReBias's independence measure (Bahng et al., ICML 2020, Eq. 3), the
+  unbiased HSIC estimator with RBF kernels (Song et al., 2012).
 
 All take h's logits shaped (N, 3, 8, H, W) and compute in float32 with
 log-softmax (the naive ``p * log(p)`` gives NaN when p underflows to 0).
@@ -96,3 +98,28 @@ def generalized_ce(logits: torch.Tensor, labels: torch.Tensor, q: float = 0.7) -
     the network it trains learns the easy cue (here, color) first and keeps it."""
     p_y = F.softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1).detach()
     return F.cross_entropy(logits.float(), labels, reduction="none") * (p_y ** q) * q
+
+
+def _rbf_kernel(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    x = x.reshape(len(x), -1).float()
+    xx = x @ x.t()
+    sq = torch.diag(xx)
+    return torch.exp(-(sq[:, None] + sq[None, :] - 2 * xx) / (2 * sigma ** 2))
+
+
+def rbf_hsic(x: torch.Tensor, y: torch.Tensor, sigma_x: float = 1.0, sigma_y: float = 1.0) -> torch.Tensor:
+    """The unbiased HSIC estimator (Song et al., JMLR 2012) between two batches of features with RBF
+    kernels, as ReBias's official ``criterions/hsic.py`` computes it (``RbfHSIC``, ``algorithm='unbiased'``):
+    ``[tr(K~ L~) + 1'K~1 1'L~1 / ((m-1)(m-2)) - 2/(m-2) 1'K~L~1] / (m(m-3))``, K~ and L~ the kernel
+    matrices with their diagonals removed. Zero in expectation when x and y are independent; needs m > 3.
+
+    Transcribed as written: the official ``K - torch.diag(K)`` subtracts ``K[j, j]`` from every entry of
+    column j (``diag`` of a matrix is a vector, which broadcasts). The diagonal becomes zero, as the
+    estimator wants, and since an RBF kernel's diagonal is 1, every other entry is also lowered by 1.
+    That is what ReBias's results were computed with."""
+    k, l_ = _rbf_kernel(x, sigma_x), _rbf_kernel(y, sigma_y)
+    tk, tl = k - torch.diag(k), l_ - torch.diag(l_)
+    m = len(x)
+    hsic = (torch.trace(tk @ tl) + tk.sum() * tl.sum() / (m - 1) / (m - 2)
+            - 2 * tk.sum(0).dot(tl.sum(0)) / (m - 2))
+    return hsic / (m * (m - 3))

@@ -164,6 +164,31 @@ class LNLNet(nn.Module):
         self.f.fused_kernels = on
 
 
+class ColorNet(nn.Module):
+    """ReBias's biased network for (Biased) MNIST (official ``models/mnist_models.py``, ``SimpleConvNet`` with
+    ``kernel_size=1``): four 1x1 convolutions (16, 32, 64, 128 channels) with batch norm and ReLU, global
+    average pooling and a linear layer. Its receptive field is one pixel, so it can read color and
+    nothing of shape. Returns the logits and the pooled 128-d features (ReBias's ``feature_pos='post'``)."""
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in ((3, 16), (16, 32), (32, 64), (64, 128)):
+            layers += [nn.Conv2d(c_in, c_out, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        self.extracter = nn.Sequential(*layers)
+        self.fc = nn.Linear(128, n_classes)
+        for m in self.modules():  # the official initialization
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.extracter(x).mean(dim=(2, 3))
+        return self.fc(feats), feats
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     width: float = 1.0

@@ -172,7 +172,9 @@ def _self_check() -> str | None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 9, 7, generator=gen).contiguous(memory_format=torch.channels_last)
     checks = [(x, lambda t: _MaxPoolReLU.apply(t), lambda t: F.relu(F.max_pool2d(t, 3, 2, 1)))]
-    return None if _agree(checks, gen) else "the built library disagrees with the eager ops on a test input"
+    with torch.enable_grad():  # the first use may come under no_grad (an evaluation, a method's extra forward)
+        agree = _agree(checks, gen)
+    return None if agree else "the built library disagrees with the eager ops on a test input"
 
 
 def verify_losses(neg_entropy: Callable[[torch.Tensor], torch.Tensor],
