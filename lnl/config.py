@@ -16,13 +16,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from lnl.config_files import load_recipe
-from lnl.config_values import convert, field_name, plain, public_name, suggest
+from lnl.config_values import convert, field_name, plain, public_name, suggest, type_hints
 # the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
 from lnl.data.colored import BIAS_IGNORE, COLOR_BOUNDS, COLOR_NOISE, STROKES, UNBIASED_COLORS
 from lnl.errors import ConfigError
@@ -337,7 +336,7 @@ class Config:
             name = field_name(str(raw_key))
             if name not in fields:
                 raise ConfigError(None, f"unknown key {raw_key!r}{suggest(name, fields)}")
-            updates[name] = convert(name, typing.get_type_hints(cls)[name], raw_value)
+            updates[name] = convert(name, type_hints(cls)[name], raw_value)
         return updates
 
     def identity(self) -> dict[str, Any]:

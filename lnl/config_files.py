@@ -7,6 +7,7 @@ for the run's method under the values given explicitly. Every unreadable or malf
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -63,7 +64,8 @@ def load_recipe(spec: str, method: str) -> dict[str, Any]:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in RECIPES.glob("*.yaml")))
         raise ConfigError("recipe", f"no recipe {spec!r} (named recipes: {known}; or a path to a .yaml)")
-    data = _read_yaml(path, "recipe")
+    stat = path.stat()
+    data = _recipe_file(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if not isinstance(data, dict) or method not in data:
         raise ConfigError("recipe", f"recipe {spec!r} has no entry for method {method!r}")
     for entry in ("all", method):
@@ -71,3 +73,12 @@ def load_recipe(spec: str, method: str) -> dict[str, Any]:
             raise ConfigError("recipe", f"recipe {spec!r}: the entry {entry!r} must be a mapping of config keys; "
                                         f"got {type(data[entry]).__name__}")
     return {**(data.get("all") or {}), **(data.get(method) or {})}
+
+
+@functools.lru_cache(maxsize=64)
+def _recipe_file(path: str, mtime_ns: int, size: int) -> Any:
+    """A recipe file's content, read once per version of the file: a grid or a store of records builds
+    thousands of configs from a handful of recipes (and a pretraining run's config from each). The
+    modification time and size are part of the key, so an edited recipe is read again. Callers must not
+    change what it returns."""
+    return _read_yaml(Path(path), "recipe")
