@@ -109,6 +109,7 @@ def test_run_sweep_jobs_trains_in_a_pool_with_core_shares(cache_dir, tmp_path):
     assert len(list(runs.glob("*/record.json"))) == 4
 
 
+@pytest.mark.slow  # parallel_throughput starts its worker processes
 def test_parallel_throughput_sums_its_workers(cache_dir):
     from lnl.accel.bench import parallel_throughput
 
