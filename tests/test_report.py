@@ -173,6 +173,7 @@ def test_wandb_runs_read_into_the_same_schema(records):
     assert local[["mean", "n"]].fillna(-1).equals(remote[["mean", "n"]].fillna(-1))
 
 
+@pytest.mark.slow  # a W&B offline run starts W&B\'s service process
 def test_publish_to_wandb_offline(records, tmp_path, monkeypatch):
     from wandb_log import read_run
 

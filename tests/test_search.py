@@ -141,6 +141,7 @@ def _dashboard_reads_the_study(storage: str, name: str, runs: Path) -> None:
     assert complete and all(len(t["values"]) == 1 and 0 <= t["values"][0] <= 1 for t in complete)
 
 
+@pytest.mark.slow  # a W&B offline run starts W&B\'s service process
 def test_a_bad_trial_is_pruned_and_its_wandb_run_finishes(tiny_config, tmp_path, monkeypatch):
     from wandb_log import read_run
 

@@ -55,6 +55,7 @@ def test_load_checkpoint_checks_the_digest_before_unpickling(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow  # a W&B offline run starts W&B\'s service process
 def test_an_offline_run_logs_its_final_checkpoint_as_an_artifact(tiny_config, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     result = lnl.train(tiny_config(method="baseline", wandb_mode="offline"))

@@ -14,6 +14,7 @@ from wandb_log import read_run
 W_AND_B_ONLY = ("_runtime", "_step", "_timestamp", "samples/", "test/confusion_matrix", "test/per_class_accuracy")
 
 
+@pytest.mark.slow  # a W&B offline run starts W&B\'s service process
 def test_offline_run_mirrors_the_record(tiny_config, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "offline")
     result = lnl.train(tiny_config(method="lnl", epochs=2, wandb_mode="auto", tags=["unit"]))
@@ -112,6 +113,7 @@ def test_sample_grid_shows_one_row_per_digit(cmnist):
     assert grid[:28].reshape(28, 8, 28, 3).any()  # digit 0's row is filled
 
 
+@pytest.mark.slow  # a W&B offline run starts W&B\'s service process
 def test_wandb_run_names_the_run_it_started_from(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     recipe = tmp_path / "r.yaml"

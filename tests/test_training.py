@@ -119,7 +119,7 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
 def test_lnl_starts_from_one_shared_pretrained_baseline(tiny_config, tmp_path):
     recipe = pretrain_recipe(tmp_path)
     make = lambda **kw: tiny_config(method="lnl", recipe=recipe, epochs=2, optimizer="sgd", lr=0.001,  # noqa: E731
-                                    lr_schedule="step", lr_step_epochs=40, init_from="baseline", **kw)
+                                    lr_schedule="step", lr_step_epochs=40, init_from="baseline", train_size=1000, **kw)
     a, b = lnl.train(make(**{"lambda": 0.01})), lnl.train(make(**{"lambda": 0.5}))
     runs = tmp_path / "runs"
     pretrained = sorted(p.name for p in runs.iterdir() if p.name.startswith("baseline-"))
