@@ -50,9 +50,9 @@ def test_lnl_makes_color_less_predictable_than_the_baseline(tiny_config):
 
 
 def test_same_seed_same_numbers(tiny_config):
-    a = lnl.train(tiny_config(method="lnl", run_id="a"))
-    b = lnl.train(tiny_config(method="lnl", run_id="b"))
-    c = lnl.train(tiny_config(method="lnl", run_id="c", seed=1))
+    a = lnl.train(tiny_config(method="lnl", run_id="a", train_size=1000))
+    b = lnl.train(tiny_config(method="lnl", run_id="b", train_size=1000))
+    c = lnl.train(tiny_config(method="lnl", run_id="c", seed=1, train_size=1000))
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/") and k != "throughput"}
                           for r in rows]  # noqa: E731
     assert strip(a.epochs) == strip(b.epochs)
