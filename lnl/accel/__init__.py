@@ -1,9 +1,10 @@
 """Speed, behind one door: everything that makes a run faster without changing what it computes.
 
-The training loop (:mod:`lnl.training.loop`) imports this package at one place and calls it through two
-functions: :func:`share_cores` (this process's share of the cores, before any data is loaded) and
-:func:`accelerate` (the layout this machine runs fastest, and the training step, CUDA-graphed when asked).
-With ``--fast-path off --cpu-kernels false --cuda-graphs false`` the loop runs plain PyTorch.
+The training loop (:mod:`lnl.training.loop`) imports this package at one place and calls it through three
+functions: :func:`share_cores` (this process's share of the cores, before any data is loaded),
+:func:`accelerate` (the layout this machine runs fastest) and :func:`training_step` (the method's step,
+CUDA-graphed when asked). With ``--fast-path manual --channels-last false --cpu-kernels false
+--cuda-graphs false`` the loop runs plain PyTorch.
 
 =================  ==========================================================================
 module             what it does
