@@ -114,8 +114,8 @@ class Config:
                               choices=("step", "cosine", "constant"))
     lr_step_epochs: int = result(40, "epochs between learning-rate decays of the step schedule")
     lr_gamma: float = result(0.1, "decay factor of the step schedule")
-    precision: str = result("auto", "'auto': bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16, else "
-                                    "fp32; 'fp32'; 'bf16'", choices=("auto", "fp32", "bf16"))
+    precision: str = result("auto", "'auto': bf16 autocast on CUDA and on CPUs with AMX/AVX512-BF16 (unless "
+                                    "ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY caps them), else fp32; 'fp32'; 'bf16'", choices=("auto", "fp32", "bf16"))
 
     # --- LNL (Kim et al., CVPR 2019, Sec. 3) ------------------------------------------------------
     lambda_: float = result(0.01, "weight of the negative-entropy term that makes h's prediction uncertain")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,13 +22,37 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
+# oneDNN's ISA names in rising order (ONEDNN_MAX_CPU_ISA, oneDNN's "CPU dispatcher control"); bf16 convolutions
+# are native from AVX512_CORE_BF16 on, and emulated (0.17-0.20x the fp32 reference, issue 38) below it.
+_ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16")
+
+
+def isa_cap_below_bf16(environ=None) -> str | None:
+    """The environment variable that caps this process below native bf16, or None.
+
+    ``ONEDNN_MAX_CPU_ISA`` under AVX512_CORE_BF16 stops oneDNN's bf16 convolutions, and
+    ``ATEN_CPU_CAPABILITY`` of ``default`` or ``avx2`` stops ATen's AVX-512 bf16 element-wise kernels: with
+    either, bf16 runs emulated, so ``auto`` must choose fp32 (how an AVX2-only CPU is measured on a newer one).
+    """
+    env = os.environ if environ is None else environ
+    isa = env.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa in _ONEDNN_ISAS and _ONEDNN_ISAS.index(isa) < _ONEDNN_ISAS.index("AVX512_CORE_BF16"):
+        return f"ONEDNN_MAX_CPU_ISA={isa}"
+    aten = env.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    if aten in ("default", "avx2"):
+        return f"ATEN_CPU_CAPABILITY={aten}"
+    return None
+
+
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX-BF16 or AVX512-BF16 (where bf16 convolutions are fast)."""
+    """True on CPUs with AMX-BF16 or AVX512-BF16 (where bf16 convolutions are fast), unless the process is
+    capped below them (:func:`isa_cap_below_bf16`)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+    return (" amx_bf16" in flags or " avx512_bf16" in flags) and isa_cap_below_bf16() is None
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:
