@@ -105,3 +105,30 @@ def test_a_killed_worker_fails_its_run_and_the_sweep_still_ends(cache_dir, tmp_p
     assert "died (signal 9)" in err and "1 run(s) failed" in out
     finished = [json.loads(p.read_text())["status"] for p in (tmp_path / "runs").glob("*/record.json")]
     assert finished.count("finished") >= 3
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_in_one_line_and_the_run_resumes(cache_dir, tmp_path):
+    """SIGTERM to lnl-run-sweep (a scheduler, a session's end): exit 143 with one line, no traceback; the run's
+    record says interrupted with its checkpoint, and the same command resumes it instead of starting over."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import Lines, tiny_grid_yaml
+
+    sweep = tiny_grid_yaml(tmp_path / "grid.yaml", "sigterm_grid", cache_dir)
+    argv = [sys.executable, "scripts/run_sweep.py", str(sweep), "--runs-dir", str(tmp_path / "runs"),
+            "--filter", "method=baseline", "seed=0", "--set", "epochs=40"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    Lines(proc).until("epoch 1/40", timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 143, err[-2000:]
+    assert "Traceback" not in err and "interrupted (SIGTERM)" in err
+    record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
+    assert record["status"] == "interrupted"
+    again = subprocess.run(argv + ["--dry-run"], cwd=REPO, capture_output=True, text=True)
+    assert "interrupted" in again.stdout and "1 to run" in again.stdout

@@ -16,7 +16,8 @@ entry point            module              library
 ``lnl-benchmark``      ``benchmark``       :mod:`lnl.accel.bench_suites`, :mod:`lnl.accel.bench`
 =====================  ==================  ==================================================
 
-Exit codes: 0 done, 1 a run or an external service failed, 2 a bad flag or value (one line).
+Exit codes: 0 done, 1 a run or an external service failed, 2 a bad flag or value (one line), 130 / 143
+interrupted by Ctrl-C / SIGTERM (one line; runs keep their checkpoints).
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ _FIXABLE_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 def one_line_errors(main: Main) -> Main:
     """The one top-level handler of every command: the harness's own :class:`~lnl.errors.UserError`
-    becomes ``error: <message>`` on one line and exit status 2; any other exception keeps its traceback."""
+    becomes ``error: <message>`` on one line and exit status 2; Ctrl-C or SIGTERM one line and 130 / 143;
+    any other exception keeps its traceback."""
 
     @functools.wraps(main)
     def wrapped(argv: Optional[Sequence[str]] = None) -> int:
@@ -42,6 +44,11 @@ def one_line_errors(main: Main) -> Main:
         except UserError as err:
             print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (lnl.training.run_folder): records say interrupted
+            name = err.args[0] if err.args else "SIGINT"
+            print(f"lnl: interrupted ({name}); each run keeps its last epoch's checkpoint: the same command "
+                  "resumes", file=sys.stderr)
+            return 128 + (15 if name == "SIGTERM" else 2)
         except OSError as err:
             if err.errno not in _FIXABLE_OS_ERRORS:
                 raise
