@@ -12,7 +12,8 @@ import sys
 import torch
 import lnl.models as M
 from lnl.accel import kernels
-from lnl.accel.bench import bench_data, measure_all, ours, cpu_model
+from lnl.accel.bench import bench_data, measure_all, ours
+from lnl.training.device import cpu_model
 from lnl.training.device import resolve_precision
 
 off = set()

@@ -372,3 +372,40 @@ def test_one_bad_record_is_skipped_and_named_unless_strict(field, value, reason,
     assert report_cmd.main(["--runs", str(runs), "--out", str(tmp_path / "strict"), "--strict"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: {reason}") and err.count("\n") == 1
+
+
+def test_recipe_cost_splits_phases_per_machine_and_names_where_the_pretrained_run_ran():
+    """Issue 38 item 4: minutes per (sigma^2, seed) per recipe, the pretrained phase (found by init.from_run)
+    apart from the run's own training and evaluation, each priced at its median epoch; the machine named by
+    the record (CPU model and precision, or the GPU), a pretrained run on another machine named as such."""
+    from lnl.report import recipe_cost
+
+    def run(run_id, method, seed, epoch_s, eval_s, device_name, device="cpu", start=None, recipe="fast"):
+        epochs = [{"epoch": i + 1, "time/epoch_s": s, "time/eval_s": eval_s} for i, s in enumerate(epoch_s)]
+        return {"run_id": run_id, "status": "finished", "epochs": epochs, "init": {"from_run": start} if start else None,
+                "env": {"device": device, "device_name": device_name, "precision": "bf16", "threads": 2},
+                "config": {"method": method, "color_var": 0.02, "seed": seed, "recipe": recipe,
+                           "init_from": "baseline" if start else None}}
+
+    cpu = "AMD EPYC (AVX-512 bf16)"
+    base = [run("b0", "baseline", 0, [60.0, 60.0, 6000.0], 6.0, cpu), run("b1", "baseline", 1, [30.0] * 3, 6.0, cpu)]
+    lnl = [run("l0", "lnl", 0, [120.0] * 2, 12.0, cpu, start="b0"),
+           run("l1", "lnl", 1, [120.0] * 2, 12.0, "NVIDIA H200", device="cuda", start="b1")]
+    table = recipe_cost.recipe_cost({"fast": base + lnl}, base + lnl)
+    rows = {(r.method, r.machine): r for r in table.itertuples()}
+    assert set(rows) == {("baseline", f"{cpu}, bf16, 2 threads"), ("lnl", f"{cpu}, bf16, 2 threads"),
+                         ("lnl", "NVIDIA H200, bf16")}
+    b = rows[("baseline", f"{cpu}, bf16, 2 threads")]
+    assert b.seeds == 2 and b.pretrained == "" and b.pretrained_min == 0.0
+    assert math.isclose(b.train_min, (3 * 60 + 3 * 30) / 2 / 60) and math.isclose(b.eval_min, 3 * 6 / 60)
+    here = rows[("lnl", f"{cpu}, bf16, 2 threads")]
+    assert math.isclose(here.pretrained_min, (3 * 60 + 3 * 6) / 60) and here.pretrained == "baseline"
+    assert math.isclose(here.total_min, here.pretrained_min + 2 * 132 / 60)
+    assert rows[("lnl", "NVIDIA H200, bf16")].pretrained == f"baseline, on {cpu}, bf16, 2 threads"
+    text = recipe_cost.markdown(table)
+    assert "| fast | lnl | 0.020 | 1 | AMD EPYC (AVX-512 bf16), bf16, 2 threads | 3.3 (baseline) | 2 | 4.0 | 0.4 | 7.7 |" \
+        in text
+    missing = recipe_cost.recipe_cost({"fast": lnl[:1]}, lnl[:1])  # its baseline is not in the store given
+    assert math.isnan(missing.iloc[0]["pretrained_min"]) and "not in store" in recipe_cost.markdown(missing)
+    old = dict(base[0], env={"device": "cpu", "device_name": "x86_64", "precision": "fp32", "threads": 1})
+    assert recipe_cost.machine(old) == "CPU (model not recorded), fp32, 1 thread"

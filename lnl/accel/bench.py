@@ -191,23 +191,6 @@ def reference(kind: str, data: ColoredMnist, device: torch.device) -> tuple[Call
     return step, lambda: iter(loader)
 
 
-def cpu_model() -> str:
-    """The CPU's model name and its widest matrix/vector extension (what the fast path's speed depends on),
-    e.g. ``Intel(R) Xeon(R) Processor (AMX bf16)``; the machine name where /proc/cpuinfo is missing."""
-    import platform
-
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
-                platform.machine())
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    kind = next((label for flag, label in (("amx_bf16", "AMX bf16"), ("avx512_bf16", "AVX-512 bf16"),
-                                           ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "no AVX2")
-    return f"{name} ({kind})"
-
-
 # --- several workers sharing the machine -------------------------------------------------------
 
 def _worker_env(share: bool, workers: int, index: int) -> None:

@@ -20,7 +20,7 @@ import platform
 import torch
 
 from lnl.accel import cpu_kernels_status, fast_path
-from lnl.accel.bench import bench_data, cpu_model
+from lnl.accel.bench import bench_data
 from lnl.accel.bench_suites import (PRECISION_VARIANTS, STEP_VARIANTS, TRIAL_RECIPE, accuracy_lines, accuracy_suite,
                                     speed_suite, speed_table, speed_variants, workers_suite, workers_table)
 from lnl.accel.workers import available_cores
@@ -28,7 +28,7 @@ from lnl.commands import at_least, one_line_errors
 from lnl.config import Config
 from lnl.records import write_text_atomic
 from lnl.training.build import build_training
-from lnl.training.device import cpu_has_fast_bf16, resolve_device, resolve_precision
+from lnl.training.device import cpu_has_fast_bf16, cpu_model, resolve_device, resolve_precision
 
 
 @one_line_errors

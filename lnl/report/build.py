@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lnl.report import figures, render, tables
+from lnl.report import figures, recipe_cost, render, tables
 
 
 def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> Any:
@@ -110,12 +110,19 @@ def _optional_sections(records: list[dict[str, Any]], selected: pd.DataFrame,
                               render.calibration_markdown, written)
     speed = _csv_section(tables.time_to_accuracy(records), out / "time_to_accuracy.csv",
                          render.time_to_accuracy_markdown, written, float_format="%.6f")
+    by_recipe: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_recipe.setdefault(r["config"].get("recipe") or "(none)", []).append(r)
+    phases = _csv_section(recipe_cost.recipe_cost(by_recipe, records), out / "recipe_cost.csv", recipe_cost.markdown,
+                          written, float_format="%.3f")
     return {
         "Per-digit accuracy": (f"Unbiased test accuracy per digit (selection `{primary}`, seeds pooled, the weakest "
                                "digit in bold): the confusion grid's diagonal, as numbers.", per_digit),
         "Calibration: which reading of σ² matches the paper": (
             "Decided on the Baseline and Gray rows only (never on LNL's); see `sweeps/calibration.yaml`.", calibrated),
         "Time to accuracy": ("", speed),
+        "Minutes per phase": ("Per recipe, as each run recorded it (`recipe`; runs with no recipe: `(none)`).",
+                              phases),
     }
 
 

@@ -10,6 +10,7 @@
 * ``figures/``: the two figures;
 * ``studies/<name>/``: one detail page per study sweep file (``sweeps/studies/*.yaml``), built by
   :func:`lnl.report.build.build_report` over the runs the sweep selects, its question on top;
+* ``cost.md``: minutes per (σ², seed) of each system, phases apart, on the machine that ran it;
 * ``equal_baseline.md``, ``test_draw/reweight.md`` and ``palette_fig9/test_colors.md``: the analyses.
 
 README.md and headline.csv depend only on the sweep files, the store and ``findings.yaml`` (no dates, no
@@ -25,6 +26,7 @@ import yaml
 
 from lnl.analysis import equal_baseline, figures, headline, study, test_colors, test_draw
 from lnl.errors import UserError
+from lnl.report import recipe_cost
 from lnl.report.select import pairs, select, sweep_configs
 from lnl.runner import epoch_seconds
 from lnl.sweep_config import load_sweep
@@ -136,6 +138,7 @@ def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], r
         (out / "test_draw").mkdir(parents=True, exist_ok=True)
         (out / "test_draw" / "reweight.md").write_text(test_draw.report(test_draw.load(test_draw.BY_COLOR)),
                                                        encoding="utf-8")
+    (out / "cost.md").write_text(cost_page({Path(sweep_path).stem: chosen}, records), encoding="utf-8")
     if studies:
         build_study_pages(Path(studies), records, runs_dir, out)
     readme, csv_text = front_page(sweep_path, records, runs_dir, out, studies, findings)
@@ -180,7 +183,8 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
               + f" --out {out.as_posix()}",
               "```", "",
               f"Cost of the whole table from nothing: {_cost(records, _with_dependencies(configs))}, at the median "
-              "epoch times of the store's records. Runs that start from a Baseline (LNL, BlindEye) reuse it.", "",
+              "epoch times of the store's records. Runs that start from a Baseline (LNL, BlindEye) reuse it; what "
+              "each cell cost, per phase and machine: [cost.md](cost.md).", "",
               "Every run is one record in [`results/`](../../results) (its id is a hash of its configuration); the "
               "21 Baseline checkpoints the other runs start from are kept in `results/_checkpoints/` by SHA-256. "
               "The [lab log](NOTES.md) has every experiment in the order it was run.", ""]
@@ -190,6 +194,14 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
     return text, headline.to_csv(table)
 
 
+
+
+def cost_page(recipes: dict[str, list[dict[str, Any]]], store: list[dict[str, Any]]) -> str:
+    """``cost.md``: what each recipe's cells cost per (σ², seed), phases apart (:mod:`lnl.report.recipe_cost`)."""
+    return ("# What each cell cost\n\n" + recipe_cost.markdown(recipe_cost.recipe_cost(recipes, store))
+            + "\nCPU records written before the CPU model was recorded say \"model not recorded\"; the headline's "
+              "CPU runs ran on 2-core cloud machines of three kinds (Sapphire Rapids with AMX, Zen 4 with AVX-512 "
+              "BF16, Zen 3), so their minutes vary with the machine as much as with the recipe.\n")
 
 
 def _with_dependencies(configs: list[Any]) -> list[Any]:

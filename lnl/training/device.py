@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +54,24 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return (" amx_bf16" in flags or " avx512_bf16" in flags) and isa_cap_below_bf16() is None
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its widest matrix/vector extension (what the fast path's speed depends on),
+    e.g. ``Intel(R) Xeon(R) Processor (AMX bf16)``, with the cap when the process is capped below bf16
+    (``AMD EPYC (AVX-512 bf16; capped: ONEDNN_MAX_CPU_ISA=AVX2)``); the machine name where /proc/cpuinfo is
+    missing. Run records name their CPU with it (``env.device_name``), so a time is read with its machine."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+                platform.machine())
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    kind = next((label for flag, label in (("amx_bf16", "AMX bf16"), ("avx512_bf16", "AVX-512 bf16"),
+                                           ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    cap = isa_cap_below_bf16()
+    return f"{name} ({kind}; capped: {cap})" if cap else f"{name} ({kind})"
 
 
 def resolve_precision(spec: str, device: torch.device) -> str:

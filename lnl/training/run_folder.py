@@ -32,6 +32,7 @@ from lnl.methods import Method
 from lnl.models import LNLNet
 from lnl.records import (CHECKPOINT, FINAL_CHECKPOINT, RECORD, SCHEMA, RunResult, git_commit, read_record, run_lock,
                          write_bytes_atomic, write_json_atomic, write_text_atomic)
+from lnl.training.device import cpu_model
 from lnl.training.evaluation import summary
 from lnl.training.pretrained import load_optimizer_state, pretrained_start
 
@@ -198,8 +199,7 @@ def new_record(cfg: Config, run_id: str, inputs: dict[str, Any], opened: Opened,
         "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
         "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
+                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(), "precision": precision, "threads": torch.get_num_threads(),
                 "workers": inputs["share"], **speed},
         "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": ((opened.previous or {}).get("created_at") if opened.checkpoint is not None else None)
