@@ -100,3 +100,31 @@ def test_the_headline_sweep_names_the_committed_runs_by_id():
         record = json.loads(path.read_text())
         assert record["identity"] == configs[record["run_id"]].identity_hash()
         assert copy.deepcopy(record["config"])["epochs"] == configs[record["run_id"]].epochs
+
+
+def test_a_recipe_beside_the_headline_is_held_to_the_criterion_per_level_and_seed():
+    """Issue 38 item 3: LNL's 3-seed mean >= the headline's - 0.005, the Baseline within 0.01 of the
+    headline's; judged only with 3 seeds on both sides, per level; per-seed values shown."""
+    from lnl.analysis import recipe_compare
+
+    def trio(method, cv, accs, **config):
+        return [_record(method, cv, s, [0.1, a], **config) for s, a in enumerate(accs)]
+
+    headline_runs = (trio("lnl", 0.02, [0.84, 0.85, 0.83]) + trio("baseline", 0.02, [0.50, 0.50, 0.50])
+                     + trio("lnl", 0.05, [0.94, 0.94, 0.94]) + trio("baseline", 0.05, [0.86, 0.87, 0.86]))
+    fast = (trio("lnl", 0.02, [0.836, 0.836, 0.836], epochs=3) + trio("baseline", 0.02, [0.511, 0.511, 0.511], epochs=3)
+            + trio("lnl", 0.05, [0.92, 0.93, 0.94], epochs=3) + trio("baseline", 0.05, [0.86, 0.87], epochs=3))
+    table = {(r["method"], r["color_var"]): r for r in recipe_compare.rows(fast, headline_runs)}
+    assert table[("lnl", 0.02)]["meets"] is True          # 0.836 >= 0.840 - 0.005
+    assert table[("baseline", 0.02)]["meets"] is False     # 0.511 is 0.011 above
+    assert table[("lnl", 0.05)]["meets"] is False and table[("lnl", 0.05)]["diff"] == pytest.approx(-0.01)
+    assert table[("baseline", 0.05)]["meets"] is None      # two seeds: not judged yet
+    assert table[("lnl", 0.02)]["seeds"] == {0: 0.836, 1: 0.836, 2: 0.836}
+    text = recipe_compare.verdict(list(table.values()), "fast")
+    assert text.startswith("`fast` misses the criterion at ") and "LNL σ² 0.050 (-0.0100)" in text
+    assert "Baseline σ² 0.020 (+0.0110)" in text
+    page = recipe_compare.markdown(list(table.values()), "fast")
+    assert "| LNL | 0.020 | s0 0.8360, s1 0.8360, s2 0.8360 | 0.8360 | s0 0.8400, s1 0.8500, s2 0.8300 |" in page
+    good = [r for r in table.values() if r["meets"]]
+    assert recipe_compare.verdict(good, "fast") == "`fast` meets the criterion at σ² 0.020."
+    assert "cannot be judged yet" in recipe_compare.verdict([], "fast")

@@ -15,7 +15,7 @@ def test_the_committed_page_and_csv_rebuild_identically(monkeypatch):
     monkeypatch.chdir(REPO)  # the page names paths relative to the repository root
     records = from_folders(["results"], warn=lambda _: None)
     readme, csv_text = front_page("sweeps/headline.yaml", records, "results", "reports/paper_reproduction",
-                                  "sweeps/studies", "reports/paper_reproduction/findings.yaml")
+                                  "sweeps/studies", "reports/paper_reproduction/findings.yaml", ["sweeps/fast.yaml"])
     assert readme == (PAGE / "README.md").read_text(encoding="utf-8"), \
         "README.md is stale: lnl-report --headline rebuilds it (see its Reproduce section)"
     assert csv_text == (PAGE / "headline.csv").read_text(encoding="utf-8")

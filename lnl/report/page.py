@@ -10,6 +10,8 @@
 * ``figures/``: the two figures;
 * ``studies/<name>/``: one detail page per study sweep file (``sweeps/studies/*.yaml``), built by
   :func:`lnl.report.build.build_report` over the runs the sweep selects, its question on top;
+* ``<stem>.md`` per ``--compare`` sweep file: another recipe beside the headline, per level and seed, held to
+  issue 38's criterion, with what each recipe's cells cost;
 * ``cost.md``: minutes per (σ², seed) of each system, phases apart, on the machine that ran it;
 * ``equal_baseline.md``, ``test_draw/reweight.md`` and ``palette_fig9/test_colors.md``: the analyses.
 
@@ -24,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from lnl.analysis import equal_baseline, figures, headline, study, test_colors, test_draw
+from lnl.analysis import equal_baseline, figures, headline, recipe_compare, study, test_colors, test_draw
 from lnl.errors import UserError
 from lnl.report import recipe_cost
 from lnl.report.select import pairs, select, sweep_configs
@@ -40,13 +42,15 @@ class PageError(UserError):
 
 
 def question(sweep_path: str | Path) -> str:
-    """A sweep file's opening comment (its question), without the ``#`` marks."""
+    """A sweep file's opening comment (its question), without the ``#`` marks, a leading "Question:" (the page
+    says it) or the indented command lines that may follow it."""
     lines = []
     for line in Path(sweep_path).read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
+        if not line.startswith("#") or line.startswith("#  "):
             break
         lines.append(line.lstrip("#").strip())
-    return " ".join(lines)
+    text = re.sub(r"^Question( \([^)]*\))?:\s*", "", " ".join(lines))
+    return text[:1].upper() + text[1:]
 
 
 def _cost(records: list[dict[str, Any]], configs: list[Any]) -> str:
@@ -125,10 +129,14 @@ def build_study_pages(studies: Path, records: list[dict[str, Any]], runs_dir: st
 
 
 def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
-                        studies: str | Path | None = None, findings: str | Path | None = None) -> list[Path]:
-    """Write the front page and everything it links to into ``out``; returns the front page's files."""
+                        studies: str | Path | None = None, findings: str | Path | None = None,
+                        compare: list[str | Path] = ()) -> list[Path]:
+    """Write the front page and everything it links to into ``out``; returns the front page's files.
+    ``compare``: sweep files of other recipes, each set beside the headline on ``<stem>.md``."""
     out = Path(out)
     chosen = select(records, sweep_configs(sweep_path, runs_dir))
+    for other in compare:
+        (out / f"{Path(other).stem}.md").write_text(compare_page(other, chosen, records, runs_dir), encoding="utf-8")
     table, iso = headline.rows(chosen), equal_baseline.table(chosen)
     figures.accuracy_figure(table, out / "figures" / "accuracy_vs_color_var.png")
     figures.equal_baseline(iso, out / "figures" / "equal_baseline.png")
@@ -141,14 +149,15 @@ def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], r
     (out / "cost.md").write_text(cost_page({Path(sweep_path).stem: chosen}, records), encoding="utf-8")
     if studies:
         build_study_pages(Path(studies), records, runs_dir, out)
-    readme, csv_text = front_page(sweep_path, records, runs_dir, out, studies, findings)
+    readme, csv_text = front_page(sweep_path, records, runs_dir, out, studies, findings, compare)
     (out / "headline.csv").write_text(csv_text, encoding="utf-8")
     (out / "README.md").write_text(readme, encoding="utf-8")
     return [out / "README.md", out / "headline.csv"]
 
 
 def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
-               studies: str | Path | None = None, findings: str | Path | None = None) -> tuple[str, str]:
+               studies: str | Path | None = None, findings: str | Path | None = None,
+               compare: list[str | Path] = ()) -> tuple[str, str]:
     """The text of README.md and of headline.csv (nothing written; ``out`` is where the pages the findings
     link to must already be, and the folder the page names in its command)."""
     out = Path(out)
@@ -180,7 +189,7 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
               f"lnl-run-sweep {sweep} --runs-dir {runs_dir}             # train it (resumable; --jobs, --device cuda)",
               f"lnl-report --headline {sweep} --studies {Path(studies).as_posix() if studies else 'sweeps/studies'} "
               f"--runs {runs_dir}" + (f" --findings {Path(findings).as_posix()}" if findings else "")
-              + f" --out {out.as_posix()}",
+              + "".join(f" --compare {Path(c).as_posix()}" for c in compare) + f" --out {out.as_posix()}",
               "```", "",
               f"Cost of the whole table from nothing: {_cost(records, _with_dependencies(configs))}, at the median "
               "epoch times of the store's records. Runs that start from a Baseline (LNL, BlindEye) reuse it; what "
@@ -188,12 +197,37 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
               "Every run is one record in [`results/`](../../results) (its id is a hash of its configuration); the "
               "21 Baseline checkpoints the other runs start from are kept in `results/_checkpoints/` by SHA-256. "
               "The [lab log](NOTES.md) has every experiment in the order it was run.", ""]
+    for other in compare:
+        name = Path(other).stem
+        against = recipe_compare.rows(select(records, sweep_configs(other, runs_dir)), chosen)
+        lines += [f"A faster recipe, [`{name}`]({name}.md) ([`{Path(other).as_posix()}`](../../{Path(other).as_posix()})): "
+                  + recipe_compare.verdict(against, name), ""]
     text = "\n".join(lines)
     if text.count("\n") + 1 > MAX_LINES:
         raise PageError(f"the page has {text.count(chr(10)) + 1} lines; at most {MAX_LINES}")
     return text, headline.to_csv(table)
 
 
+
+
+def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], records: list[dict[str, Any]],
+                 runs_dir: str) -> str:
+    """``<stem>.md``: the recipe of ``sweep_path`` beside the headline (``reference``), per level and seed, held
+    to the criterion (:mod:`lnl.analysis.recipe_compare`), then what each recipe's cells cost."""
+    name = Path(sweep_path).stem
+    found = pairs(records, sweep_configs(sweep_path, runs_dir))
+    chosen = select(records, [cfg for cfg, _ in found])
+    table = recipe_compare.rows(chosen, reference)
+    cells = {(r["config"]["method"], round(float(r["config"]["color_var"]), 3)) for r in chosen}
+    beside = [r for r in reference if (r["config"]["method"], round(float(r["config"]["color_var"]), 3)) in cells]
+    done = sum(r.get("status") == "finished" for r in chosen)
+    return "\n".join([
+        f"# Recipe `{name}` beside the headline", "", f"**Question.** {question(sweep_path)}", "",
+        f"**Verdict.** {recipe_compare.verdict(table, name)}", "", recipe_compare.markdown(table, name),
+        f"{done} of {len(found)} runs of [`{Path(sweep_path).as_posix()}`](../../{Path(sweep_path).as_posix()}) are "
+        f"finished (`lnl-run-sweep {Path(sweep_path).as_posix()} --runs-dir {runs_dir}` trains the rest).", "",
+        "## What each cell cost", "",
+        recipe_cost.markdown(recipe_cost.recipe_cost({name: chosen, "headline": beside}, records))])
 
 
 def cost_page(recipes: dict[str, list[dict[str, Any]]], store: list[dict[str, Any]]) -> str:
@@ -224,7 +258,7 @@ def page_from_args(args: Any, records: list[dict[str, Any]]) -> int:
 
     try:
         written = build_headline_page(args.headline, records, args.runs[0], args.out, studies=args.studies,
-                                      findings=args.findings)
+                                      findings=args.findings, compare=args.compare or [])
     except (SweepError, SearchSpaceError, ConfigError, PageError, OSError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
