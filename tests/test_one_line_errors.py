@@ -218,3 +218,25 @@ def test_benchmark_on_cuda_without_a_gpu_is_one_line(capsys):
 
     assert main(["--device", "cuda"]) == 2
     _one_line(capsys, "CUDA is not available")
+
+
+def test_a_reader_that_goes_away_is_exit_141_without_a_traceback(tmp_path, capfd):
+    """`lnl-run-sweep ... --dry-run | head`: the pipe closes under the command; it ends quietly (141, as a shell
+    reports SIGPIPE) instead of a BrokenPipeError traceback, and stdout points nowhere so exit's flush is quiet."""
+    import os
+    import sys
+
+    from lnl.commands import one_line_errors
+
+    @one_line_errors
+    def main(argv=None):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    saved = os.dup(sys.stdout.fileno())
+    try:
+        assert main([]) == 141
+        assert os.path.samefile(f"/proc/self/fd/{sys.stdout.fileno()}", os.devnull)
+    finally:
+        os.dup2(saved, sys.stdout.fileno())
+        os.close(saved)
+    assert "Traceback" not in capfd.readouterr().err

@@ -17,12 +17,13 @@ entry point            module              library
 =====================  ==================  ==================================================
 
 Exit codes: 0 done, 1 a run or an external service failed, 2 a bad flag or value (one line), 130 / 143
-interrupted by Ctrl-C / SIGTERM (one line; runs keep their checkpoints).
+interrupted by Ctrl-C / SIGTERM (one line; runs keep their checkpoints), 141 the reader of stdout went away.
 """
 from __future__ import annotations
 
 import errno
 import functools
+import os
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -44,6 +45,9 @@ def one_line_errors(main: Main) -> Main:
         except UserError as err:
             print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # `lnl-run-sweep ... --dry-run | head`: the reader has gone, nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 141
         except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (lnl.training.run_folder): records say interrupted
             name = err.args[0] if err.args else "SIGINT"
             print(f"lnl: interrupted ({name}); each run keeps its last epoch's checkpoint: the same command "
