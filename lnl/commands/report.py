@@ -6,13 +6,11 @@
 
 Open ``<out>/README.md``: every table (one per model-selection rule: last, val_biased, val_unbiased) and
 every figure. ``--publish-wandb`` also logs them to a W&B run of job type ``report``; ``--wandb-report
-ENTITY/PROJECT`` builds a W&B Report and prints its URL (``--dry-run``: its JSON spec in ``<out>``).
-``--sweep-file`` keeps only the runs a sweep file names (selected by configuration, wherever they lie under
-``--runs``). ``--headline`` builds the reproduction's front page instead (lnl.report.page):
+ENTITY/PROJECT`` builds a W&B Report and prints its URL (``--dry-run``: its JSON spec in ``<out>``). ``--sweep-file``
+keeps only the runs a sweep file names (by configuration). ``--headline``: the reproduction's front page (lnl.report.page):
 
     lnl-report --headline sweeps/headline.yaml --studies sweeps/studies --runs results \
-        --findings reports/paper_reproduction/findings.yaml --compare sweeps/fast.yaml \
-        --out reports/paper_reproduction
+        --findings reports/paper_reproduction/findings.yaml --compare sweeps/fast.yaml --out reports/paper_reproduction
 """
 from __future__ import annotations
 
@@ -46,9 +44,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "per study) from the store --runs")
     p.add_argument("--studies", default=None, metavar="DIR", help="with --headline: the study sweep files' folder")
     p.add_argument("--findings", default=None, metavar="YAML", help="with --headline: the findings listed on the page")
-    p.add_argument("--compare", nargs="+", default=None, metavar="YAML",
-                   help="with --headline: sweep files of other recipes (e.g. sweeps/fast.yaml), each set beside the "
-                        "headline per level and seed on <out>/<name>.md, held to the fast recipe's criterion")
+    p.add_argument("--compare", nargs="+", default=None, metavar="YAML", help="with --headline: sweep files of "
+                   "other recipes (sweeps/fast.yaml), each beside the headline per level and seed on <out>/<name>.md")
     p.add_argument("--title", default="Colored MNIST: unbiased test accuracy")
     p.add_argument("--error", choices=("std", "sem"), default="std",
                    help="what ± means: standard deviation over seeds (default) or standard error")

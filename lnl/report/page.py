@@ -197,17 +197,20 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
               "Every run is one record in [`results/`](../../results) (its id is a hash of its configuration); the "
               "21 Baseline checkpoints the other runs start from are kept in `results/_checkpoints/` by SHA-256. "
               "The [lab log](NOTES.md) has every experiment in the order it was run.", ""]
-    for other in compare:
-        name = Path(other).stem
-        against = recipe_compare.rows(select(records, sweep_configs(other, runs_dir)), chosen)
-        lines += [f"A faster recipe, [`{name}`]({name}.md) ([`{Path(other).as_posix()}`](../../{Path(other).as_posix()})): "
-                  + recipe_compare.verdict(against, name), ""]
+    lines += [_faster(other, records, chosen, runs_dir) for other in compare]
     text = "\n".join(lines)
     if text.count("\n") + 1 > MAX_LINES:
         raise PageError(f"the page has {text.count(chr(10)) + 1} lines; at most {MAX_LINES}")
     return text, headline.to_csv(table)
 
 
+
+
+def _faster(other: str | Path, records: list[dict[str, Any]], chosen: list[dict[str, Any]], runs_dir: str) -> str:
+    """The front page's line for another recipe's sweep file: its page and its verdict."""
+    name, path = Path(other).stem, Path(other).as_posix()
+    against = recipe_compare.rows(select(records, sweep_configs(other, runs_dir)), chosen)
+    return f"A faster recipe, [`{name}`]({name}.md) ([`{path}`](../../{path})): {recipe_compare.verdict(against, name)}\n"
 
 
 def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], records: list[dict[str, Any]],
