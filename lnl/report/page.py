@@ -221,8 +221,11 @@ def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], record
     found = pairs(records, sweep_configs(sweep_path, runs_dir))
     chosen = select(records, [cfg for cfg, _ in found])
     table = recipe_compare.rows(chosen, reference)
-    cells = {(r["config"]["method"], round(float(r["config"]["color_var"]), 3)) for r in chosen}
-    beside = [r for r in reference if (r["config"]["method"], round(float(r["config"]["color_var"]), 3)) in cells]
+    def cell(r: dict[str, Any]) -> tuple[str, float]:
+        return r["config"]["method"], round(float(r["config"]["color_var"]), 3)
+
+    cells = {cell(r) for r in chosen}
+    beside = [r for r in reference if cell(r) in cells]  # the headline's runs of the cells this recipe covers
     done = sum(r.get("status") == "finished" for r in chosen)
     return "\n".join([
         f"# Recipe `{name}` beside the headline", "", f"**Question.** {question(sweep_path)}", "",
