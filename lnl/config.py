@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from lnl.config_files import load_recipe
+from lnl.config_ranges import check_ranges
 from lnl.config_values import convert, field_name, plain, public_name, suggest, type_hints
 # the data's choices are defined where they are implemented (one list, read by Config and lnl-prepare-data)
 from lnl.data.colored import BIAS_IGNORE, COLOR_BOUNDS, COLOR_NOISE, STROKES, UNBIASED_COLORS
@@ -135,6 +135,14 @@ class Config:
     alpha: float = result(0.01, "BlindEye: weight of the confusion loss (cross-entropy between h's prediction and "
                                 "the uniform distribution) in f's update")
 
+    # --- LfF (Nam et al., NeurIPS 2020) and ReBias (Bahng et al., ICML 2020) -------------------------
+    gce_q: float = result(0.7, "LfF: exponent q of the generalized cross-entropy that trains the biased network "
+                               "(official 0.7; near 0 it is the cross-entropy, larger q leans on easy samples)")
+    loss_ema: float = result(0.7, "LfF: moving-average factor of each sample's loss, old x loss_ema + new x "
+                                  "(1 - loss_ema) (official 0.7)")
+    hsic_weight: float = result(1.0, "ReBias: weight of the HSIC independence term in f and g's update "
+                                     "(official f_lambda_outer 1; the biased network's inner weight stays 1)")
+
     # --- start and bias head ----------------------------------------------------------------------
     init_from: Optional[str] = result(None, "start from the final checkpoint (weights and optimizer state, as the "
                                             "authors do) of a run of this method (e.g. 'baseline') with the same data, "
@@ -225,7 +233,7 @@ class Config:
             raise ConfigError("method", f"must be one of {', '.join(METHODS.names())}; got {self.method!r}")
         if self.arch not in ARCHS:
             raise ConfigError("arch", f"must be one of {', '.join(ARCHS.names())}; got {self.arch!r}")
-        self._check_ranges()
+        check_ranges(self)
         if self.init_from is not None:
             if self.init_from not in METHODS:
                 raise ConfigError("init_from", f"must be one of {', '.join(METHODS.names())} or None; "
@@ -272,41 +280,6 @@ class Config:
         name = self.run_id or f"{self.method}-cv{self.color_var:.3f}-s{self.seed}-0123456789"
         if len(f".{name}.pretrain.lock".encode()) > 255:
             raise ConfigError("run_id", f"is too long for a file name ({len(name.encode())} bytes; at most 240)")
-
-    def _check_ranges(self) -> None:
-        """The numeric keys' ranges (part of :meth:`validate`)."""
-        positive = {"color_var": self.color_var, "lr": self.lr, "width": self.width}
-        if self.bias_lr is not None:
-            positive["bias_lr"] = self.bias_lr
-        for key, value in positive.items():
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(key, f"must be a finite number > 0; got {value}")
-        non_negative = {"weight_decay": self.weight_decay, "lambda": self.lambda_, "mu": self.mu, "alpha": self.alpha,
-                        "warmup_epochs": self.warmup_epochs, "val_size": self.val_size,
-                        "lr_gamma": self.lr_gamma}
-        for key, value in non_negative.items():
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(key, f"must be a finite number >= 0; got {value}")
-        at_least_one = {"epochs": self.epochs, "g_depth": self.g_depth, "head_width": self.head_width,
-                        "lr_step_epochs": self.lr_step_epochs}
-        for key, value in at_least_one.items():
-            if value < 1:
-                raise ConfigError(key, f"must be an integer >= 1; got {value}")
-        if self.batch_size < 2:
-            raise ConfigError("batch_size", f"must be >= 2 (batch norm needs 2 samples); got {self.batch_size}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("momentum", f"must be in [0, 1); got {self.momentum}")
-        if self.warmup_epochs > self.epochs:
-            raise ConfigError("warmup_epochs", f"must be <= epochs ({self.epochs}); got {self.warmup_epochs}")
-        if self.val_size >= 60000:
-            raise ConfigError("val_size", f"must be < 60000 (the MNIST training set); got {self.val_size}")
-        for key in ("seed", "data_seed"):  # numpy and torch seeds: 0 <= seed < 2^63
-            if not 0 <= getattr(self, key) < 2 ** 63:
-                raise ConfigError(key, f"must be an integer in [0, 2^63); got {getattr(self, key)}")
-        for key in ("train_size", "test_size", "val_eval_size", "threads"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise ConfigError(key, f"must be >= 1 or None; got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with public key names (``lambda``, not ``lambda_``)."""
@@ -390,7 +363,8 @@ DATA_VERSION = 2
 # optimization and method settings (they come from the pretraining recipe) and the run's own names.
 _NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr", "bias_lr", "momentum",
                   "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "mu_schedule",
-                  "alpha", "warmup_epochs", "lnl_step", "init_from", "init_recipe", "run_id", "resume", "group",
+                  "alpha", "gce_q", "loss_ema", "hsic_weight", "warmup_epochs", "lnl_step", "init_from",
+                  "init_recipe", "run_id", "resume", "group",
                   "job_type", "study", "trial", "tags",
                   # what only h reads or is: a pretrained baseline's f and g do not depend on them
                   "bias_ignore", "head_bn_init"}

@@ -52,8 +52,8 @@ class LearningFromFailure(Method):
     cross-entropy under b and under f+g, each divided by the largest average of the sample's class. Both
     updates come from one backward pass of the summed losses, as in the official step.
 
-    Official defaults kept: ``q = 0.7``, ``alpha = 0.7`` (the EMA), Adam with lr 1e-3, weight decay 0,
-    batch 256 (our recipe section sets the optimizer values; the two constants below are fixed).
+    Official defaults kept: ``q = 0.7`` (``--gce-q``), ``alpha = 0.7`` (the EMA, ``--loss-ema``), Adam with
+    lr 1e-3, weight decay 0, batch 256 (our recipe section sets the optimizer values).
     Deviations: the networks are the paper's f and g (the official Colored MNIST model is an MLP); the
     run's f and g may start from the shared pretrained Baseline (``--init-from``) while b starts fresh;
     h trains on f's detached features as the bias probe (``bias/acc``), as for every method here; the
@@ -62,7 +62,6 @@ class LearningFromFailure(Method):
 
     needs_index = True
     graphable = False  # per-sample state updated by indexing: not captured as a CUDA graph
-    q, ema_alpha = 0.7, 0.7  # official GeneralizedCELoss(q=0.7), EMA(alpha=0.7)
 
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:
@@ -84,7 +83,7 @@ class LearningFromFailure(Method):
 
     def prepare(self, train: object) -> None:
         labels = train.y  # type: ignore[attr-defined]
-        self.ema_b, self.ema_d = SampleLossEMA(labels, self.ema_alpha), SampleLossEMA(labels, self.ema_alpha)
+        self.ema_b, self.ema_d = SampleLossEMA(labels, self.cfg.loss_ema), SampleLossEMA(labels, self.cfg.loss_ema)
 
     def state_dict(self) -> dict[str, object]:
         return {"biased": self.biased.state_dict(), "ema_b": [self.ema_b.value, self.ema_b.updated],
@@ -109,7 +108,7 @@ class LearningFromFailure(Method):
         self.ema_d.update(ce_d.detach(), index)
         loss_b, loss_d = self.ema_b.normalized(index), self.ema_d.normalized(index)
         weight = loss_b / (loss_b + loss_d + 1e-8)
-        loss = generalized_ce(logit_b, y, self.q).mean() + (ce_d * weight).mean()
+        loss = generalized_ce(logit_b, y, self.cfg.gce_q).mean() + (ce_d * weight).mean()
         self.opt_fg.zero_grad()
         self.opt_b.zero_grad()
         loss.backward()
@@ -136,9 +135,9 @@ class ReBias(Method):
     Features are the globally pooled penultimate ones (official ``feature_pos='post'``: g's 64 channels
     before its linear layer, b's 128); HSIC is the unbiased RBF estimator (:func:`lnl.losses.rbf_hsic`).
 
-    Official defaults kept: both weights 1 (``f_lambda_outer = g_lambda_inner = 1``), kernel radius 1 for both
-    (``rbf_sigma_x = rbf_sigma_y = 1``, no adaptive radius), one b (``n_g_nets = 1``) updated once per step,
-    with its own cross-entropy (``update_g_cls``); Adam, lr 1e-3, weight decay 1e-4, x0.1 every 20 epochs,
+    Official defaults kept: both weights 1 (``f_lambda_outer``: ``--hsic-weight``; ``g_lambda_inner``), kernel
+    radius 1 for both (``rbf_sigma_x = rbf_sigma_y = 1``, no adaptive radius), one b (``n_g_nets = 1``)
+    updated once per step, with its own cross-entropy (``update_g_cls``); Adam, lr 1e-3, weight decay 1e-4, x0.1 every 20 epochs,
     80 epochs, batch 256 (our recipe section sets those). Deviations: the main network is the paper's f and g
     (the official one is ``SimpleConvNet`` with 7x7 kernels), and may start from the shared pretrained
     Baseline (``--init-from``) while b starts fresh. Each network's second forward (f in b's update, b in
@@ -150,7 +149,7 @@ class ReBias(Method):
     """
 
     graphable = False
-    weight_outer, weight_inner, sigma = 1.0, 1.0, 1.0  # official f_lambda_outer, g_lambda_inner, rbf_sigma_x/y
+    weight_inner, sigma = 1.0, 1.0  # official g_lambda_inner, rbf_sigma_x/y (f_lambda_outer: cfg.hsic_weight)
 
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:
@@ -196,7 +195,7 @@ class ReBias(Method):
             ce = F.cross_entropy(logits.float(), y)
             independence = rbf_hsic(pooled, feats_b, self.sigma, self.sigma)
         self.opt_fg.zero_grad()
-        (ce + self.weight_outer * independence).backward()
+        (ce + self.cfg.hsic_weight * independence).backward()
         self.opt_fg.step()
         stats = {"train/ce": ce.detach()}
         if self.cfg.bias_probe:

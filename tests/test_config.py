@@ -61,6 +61,10 @@ BAD_INPUTS = [
     (["--lambda", "-1"], "lambda"),
     (["--mu", "nan"], "mu"),
     (["--momentum", "1.5"], "momentum"),
+    (["--gce-q", "0"], "gce_q"),
+    (["--gce-q", "1.5"], "gce_q"),
+    (["--loss-ema", "1"], "loss_ema"),
+    (["--hsic-weight", "-0.5"], "hsic_weight"),
     (["--optimizer", "rmsprop"], "optimizer"),
     (["--precision", "fp8"], "precision"),
     (["--bias-probe", "maybe"], "bias_probe"),
@@ -155,17 +159,19 @@ def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("lambda", 0.5), ("mu", 0.3), ("mu_schedule", "dann"), ("alpha", 0.1),
-                                       ("lr", 0.05), ("epochs", 7)])
+                                       ("lr", 0.05), ("epochs", 7), ("gce_q", 0.5), ("loss_ema", 0.9),
+                                       ("hsic_weight", 2.0)])
 def test_method_settings_do_not_change_the_pretrained_baseline(key, value):
-    """A search over LNL's or BlindEye's own settings starts every trial from one baseline per (level, seed):
-    the pretraining run's id does not depend on them (a BlindEye alpha once retrained the baseline)."""
+    """A search over a method's own settings (LNL, BlindEye, LfF, ReBias) starts every trial from one baseline
+    per (level, seed): the pretraining run's id does not depend on them (a BlindEye alpha once retrained the baseline)."""
     from lnl.config import Config
 
-    for method in ("lnl", "blind_eye"):
-        base = Config.from_dict({"method": method, "recipe": "official_short", "seed": 1})
-        other = Config.from_dict({"method": method, "recipe": "official_short", "seed": 1, key: value})
+    for method in ("lnl", "blind_eye", "lff", "rebias"):
+        base = Config.from_dict({"method": method, "recipe": "headline", "seed": 1, "init_from": "baseline"})
+        other = Config.from_dict({"method": method, "recipe": "headline", "seed": 1, "init_from": "baseline",
+                                  key: value})
         assert other.init_config().default_run_id() == base.init_config().default_run_id()
-    assert Config.from_dict({"method": "lnl", "recipe": "official_short", "seed": 2}).init_config() \
+    assert Config.from_dict({"method": "lnl", "recipe": "headline", "seed": 2}).init_config() \
         .default_run_id() != base.init_config().default_run_id()  # the seed does change it
 
 

@@ -46,8 +46,8 @@ class OfficialEMA:
         return self.parameter[label_index].max()
 
 
-def official_loss(logit_b, logit_d, label, index, ema_b, ema_d, num_classes=10):
-    criterion, bias_criterion = torch.nn.CrossEntropyLoss(reduction="none"), OfficialGCE()
+def official_loss(logit_b, logit_d, label, index, ema_b, ema_d, num_classes=10, q=0.7):
+    criterion, bias_criterion = torch.nn.CrossEntropyLoss(reduction="none"), OfficialGCE(q)
     loss_b = criterion(logit_b, label).cpu().detach()
     loss_d = criterion(logit_d, label).cpu().detach()
     ema_b.update(loss_b, index)
@@ -76,10 +76,12 @@ def test_generalized_ce_is_the_official_loss_and_has_the_gce_gradient():
     assert torch.allclose(logits.grad, 0.7 * ref.grad, atol=1e-6)  # the official form: q times its gradient
 
 
-@pytest.fixture
-def lff(cmnist):
+# the official defaults (q, EMA alpha) and a searched pair: --gce-q and --loss-ema reach the step
+@pytest.fixture(params=[(0.7, 0.7), (0.3, 0.9)], ids=["official", "searched"])
+def lff(cmnist, request):
+    q, ema = request.param
     cfg = Config(method="lff", optimizer="adam", lr=1e-3, weight_decay=0.0, precision="fp32", cpu_kernels=False,
-                 channels_last=False)
+                 channels_last=False, gce_q=q, loss_ema=ema)
     torch.manual_seed(0)
     model = build_model("paper")
     method = METHODS.get("lff")(cfg, model, contextlib.nullcontext)
@@ -91,10 +93,11 @@ def lff(cmnist):
 def test_one_lff_step_has_the_official_losses_gradients_and_averages(lff):
     method, model, data = lff
     batches = list(data.batches("train", 64, torch.Generator().manual_seed(3), with_index=True))
-    ema_b, ema_d = OfficialEMA(data["train"].y.clone(), 0.7), OfficialEMA(data["train"].y.clone(), 0.7)
+    gce_q, ema = method.cfg.gce_q, method.cfg.loss_ema
+    ema_b, ema_d = OfficialEMA(data["train"].y.clone(), ema), OfficialEMA(data["train"].y.clone(), ema)
     for x, y, bias, index in batches[:2]:  # the second step reads averages the first one wrote
         d, b = copy.deepcopy(torch.nn.Sequential(model.f, model.g)), copy.deepcopy(method.biased)
-        loss, weight = official_loss(b(x), d(x), y, index, ema_b, ema_d)
+        loss, weight = official_loss(b(x), d(x), y, index, ema_b, ema_d, q=gce_q)
         loss.backward()
         method.step(x, y, bias, 0, index)
         for ours, ref in ((list(model.f.parameters()) + list(model.g.parameters()), d.parameters()),

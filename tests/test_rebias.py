@@ -68,9 +68,9 @@ class OfficialSimpleConvNet(nn.Module):  # kernel_size=1, feature_pos='post'
         return self.fc(post_gap_feats), post_gap_feats
 
 
-def official_step(f_net, g_net, f_optimizer, g_optimizer, x, labels):
+def official_step(f_net, g_net, f_optimizer, g_optimizer, x, labels, f_lambda_outer=1.0):
     """trainer.py: _update_g (CE + g_lambda_inner * MinusRbfHSIC(g, f)), then _update_f (CE + f_lambda_outer *
-    RbfHSIC(f, g)), both weights 1, sigma 1."""
+    RbfHSIC(f, g)), g_lambda_inner 1, sigma 1."""
     ce, inner, outer = nn.CrossEntropyLoss(), OfficialMinusRbfHSIC(1.0, 1.0), OfficialRbfHSIC(1.0, 1.0)
     preds, g_feats = g_net(x)
     _, f_feats = f_net(x)
@@ -81,7 +81,7 @@ def official_step(f_net, g_net, f_optimizer, g_optimizer, x, labels):
     g_grads = [p.grad.clone() for p in g_net.parameters()]
     preds, f_feats = f_net(x)
     _g_preds, _g_feats = g_net(x)
-    f_loss = ce(preds, labels) + 1 * outer(f_feats, _g_feats)
+    f_loss = ce(preds, labels) + f_lambda_outer * outer(f_feats, _g_feats)
     f_optimizer.zero_grad()
     f_loss.backward()
     f_optimizer.step()
@@ -118,12 +118,12 @@ class _Main(nn.Module):
         return self.g.fc(pooled), pooled
 
 
-@pytest.fixture
-def rebias(cmnist):
+@pytest.fixture(params=[1.0, 3.0], ids=["official", "searched"])  # --hsic-weight: f_lambda_outer
+def rebias(cmnist, request):
     # SGD here, not the recipe's Adam: Adam's first step is lr x sign(gradient), which amplifies rounding on the
     # ~0 gradients of a bias before a batch norm into whole steps; SGD keeps the comparison of weights exact.
     cfg = Config(method="rebias", optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4, precision="fp32",
-                 cpu_kernels=False, channels_last=False)
+                 cpu_kernels=False, channels_last=False, hsic_weight=request.param)
     torch.manual_seed(0)
     model = build_model("paper")
     method = METHODS.get("rebias")(cfg, model, contextlib.nullcontext)
@@ -140,7 +140,7 @@ def test_one_rebias_step_is_the_official_pair_of_updates(rebias):
         g_opt = torch.optim.SGD(b.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         f_opt.load_state_dict(copy.deepcopy(method.opt_fg.state_dict()))  # load_state_dict keeps the tensors
         g_opt.load_state_dict(copy.deepcopy(method.opt_b.state_dict()))
-        b_grads = official_step(main, b, f_opt, g_opt, x, y)
+        b_grads = official_step(main, b, f_opt, g_opt, x, y, f_lambda_outer=method.cfg.hsic_weight)
         method.step(x, y, bias, 0)
         for p, g in zip(method.biased.parameters(), b_grads, strict=True):
             assert_grad_close(p.grad, g, msg="b's gradient")

@@ -127,6 +127,10 @@ def test_agent_runs_suggestions_offline(path, cache_dir, tmp_path):
     # A tiny budget: extra constant parameters, rendered into the argv like any other.
     tiny = {"epochs": 1, "train_size": 600, "test_size": 300, "val_eval_size": 300, "progress": False,
             "cache_dir": str(cache_dir), "runs_dir": str(tmp_path / "runs")}
+    if "init_from" in sweep["parameters"]:  # the run it starts from is tiny too (not the recipe's 100 epochs)
+        start = tmp_path / "start.yaml"
+        start.write_text("baseline: {epochs: 1, optimizer: sgd, lr: 0.01}\n")
+        tiny["init_recipe"] = str(start)
     for key, value in tiny.items():
         sweep["parameters"][key] = {"value": value}
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}

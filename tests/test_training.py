@@ -173,6 +173,18 @@ def test_pretrained_weights_and_momentum_are_loaded_and_the_bias_heads_start_fre
     assert method.opt_h.state_dict()["state"] == {}  # fresh bias-head optimizer
 
 
+def test_an_adam_method_takes_only_the_weights_of_an_sgd_baseline(tiny_config, tmp_path):
+    """LfF and ReBias train with Adam (their official code) from the authors' SGD Baseline: SGD's momentum
+    buffers mean nothing to Adam, so the weights load, the optimizer starts fresh at the run's own rate."""
+    recipe = pretrain_recipe(tmp_path)
+    run = lnl.train(tiny_config(method="lff", init_recipe=recipe, init_from="baseline",
+                                optimizer="adam", lr=3e-4, lr_schedule="constant", epochs=2, train_size=1000))
+    record = json.loads((run.run_dir / "record.json").read_text())
+    assert run.status == "finished" and record["init"]["from_run"].startswith("baseline-")
+    assert record["init"]["first_epoch_lr"] is None
+    assert [e["lr"] for e in record["epochs"]] == pytest.approx([3e-4, 3e-4])  # not the baseline's last rate
+
+
 def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation():
     """torch's load_state_dict copies fused/foreach from the file; a GPU run's fused SGD (its CUDA graph
     needs it) loaded from a CPU checkpoint became the foreach SGD and failed at capture on an H200."""

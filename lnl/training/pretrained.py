@@ -72,18 +72,31 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
         group.update(own)
 
 
-def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> float:
+def same_optimizer_kind(opt: torch.optim.Optimizer, state: dict[str, Any]) -> bool:
+    """Whether a saved optimizer state is of ``opt``'s kind: Adam's groups carry ``betas``, SGD's do not."""
+    saved = state["param_groups"][0]
+    return ("betas" in saved) == ("betas" in opt.param_groups[0])
+
+
+def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> float | None:
     """Load f and g (not the bias heads, which start fresh) and the f+g optimizer state (momentum
     buffers and learning rate) of ``start``. Returns the restored learning rate, which the first
     epoch runs at: the authors build their schedulers before loading the optimizer state, so their
     first LNL epoch keeps the pretrained run's last learning rate and the restarted schedule applies
-    from the second epoch on (official trainer.py, ``_set_optimizer`` then ``_load_model``)."""
+    from the second epoch on (official trainer.py, ``_set_optimizer`` then ``_load_model``).
+
+    A run whose optimizer is of another kind than the pretrained run's (Adam for LfF and ReBias, as their
+    official code, from the authors' SGD Baseline) takes the weights only: SGD's momentum buffers mean
+    nothing to Adam. Its optimizer starts fresh at its own schedule, and None is returned."""
     try:
         weights = {k: v for k, v in start["state"]["model"].items() if not k.startswith("h.")}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or any(not k.startswith("h.") for k in missing):
             raise ValueError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-        load_optimizer_state(method.opt_fg, start["state"]["optimizers"]["fg"])
+        saved = start["state"]["optimizers"]["fg"]
+        if not same_optimizer_kind(method.opt_fg, saved):
+            return None
+        load_optimizer_state(method.opt_fg, saved)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:  # shapes, keys, a foreign dict
         raise ConfigError("init_from", f"the final checkpoint of {start['run_id']} does not fit this network "
                                        f"({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
