@@ -49,6 +49,9 @@ class Method(abc.ABC):
     unlearns = False  # whether f is trained against the bias head (after warmup_epochs)
     needs_index = False  # whether step() takes each image's position in the training split (per-sample state)
     graphable = True  # whether lnl.accel.cuda_graphs may capture step() as one CUDA graph
+    # What the method knows of the bias (the headline page says it per system): "labels", each pixel's color
+    # label (h is trained against f); "input", that color is the bias (it is removed from the images); "none".
+    bias_knowledge = "none"
 
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:

@@ -29,6 +29,7 @@ class Gray(Baseline):
     """The paper's Gray reference: cross-entropy on gray versions of the images, tested on gray."""
 
     input_kind = "gray"
+    bias_knowledge = "input"
 
 
 @METHODS.register("lnl")
@@ -54,6 +55,7 @@ class LearningNotToLearn(Method):
     authors start LNL from a pretrained baseline).
     """
 
+    bias_knowledge = "labels"
     unlearns = True
 
     def phase(self, epoch: int) -> str:
@@ -148,6 +150,7 @@ class BlindEye(Method):
     ``warmup_epochs`` of plain cross-entropy work as for LNL.
     """
 
+    bias_knowledge = "labels"
     unlearns = True
 
     def phase(self, epoch: int) -> str:

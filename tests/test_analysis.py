@@ -128,3 +128,13 @@ def test_a_recipe_beside_the_headline_is_held_to_the_criterion_per_level_and_see
     good = [r for r in table.values() if r["meets"]]
     assert recipe_compare.verdict(good, "fast") == "`fast` meets the criterion at σ² 0.020."
     assert "cannot be judged yet" in recipe_compare.verdict([], "fast")
+
+
+def test_the_page_says_what_each_system_knows_of_the_bias():
+    from lnl.analysis.headline import SYSTEMS, bias_knowledge
+
+    assert bias_knowledge(SYSTEMS) == (
+        "What each system knows of the bias: BlindEye and LNL train against each pixel's colour label (bias "
+        "labels); Gray knows that colour is the bias and sees gray images; Baseline uses no bias labels.")
+    later = bias_knowledge(SYSTEMS + (("LfF", "lff"), ("ReBias", "rebias")))
+    assert later.endswith("; Baseline, LfF and ReBias use no bias labels.")  # neither later method uses them

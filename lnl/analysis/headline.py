@@ -19,6 +19,29 @@ RULES = ("last", "val_unbiased")
 CSV_COLUMNS = ("system", "rule", "color_var", "mean", "std", "n", "paper", "diff")
 
 
+# each method's ``bias_knowledge`` -> (verb for one system, for several, the rest of the clause)
+_KNOWLEDGE = {"labels": ("trains", "train", "against each pixel's colour label (bias labels)"),
+              "input": ("knows", "know", "that colour is the bias and sees gray images"),
+              "none": ("uses", "use", "no bias labels")}
+
+
+def bias_knowledge(systems=SYSTEMS) -> str:
+    """One sentence: what each system knows of the bias (each method's ``bias_knowledge``), e.g. "BlindEye
+    and LNL train against each pixel's colour label (bias labels); Gray knows ...; Baseline uses no bias labels"."""
+    from lnl.methods import METHODS
+
+    groups: dict[str, list[str]] = {}
+    for name, method in systems:
+        groups.setdefault(METHODS.get(method).bias_knowledge, []).append(name)
+    parts = []
+    for kind, (one, several, rest) in _KNOWLEDGE.items():
+        names = sorted(groups.get(kind, []))
+        if names:
+            who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            parts.append(f"{who} {one if len(names) == 1 else several} {rest}")
+    return "What each system knows of the bias: " + "; ".join(parts) + "."
+
+
 def seed_values(records: list[dict[str, Any]], rule: str) -> dict[tuple[str, float], dict[int, float]]:
     """(method, σ²) -> seed -> unbiased test accuracy at the epoch ``rule`` selects, finished runs only."""
     out: dict[tuple[str, float], dict[int, float]] = {}

@@ -172,7 +172,7 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
              "Unbiased test accuracy (test digits in random palette colours), ours as mean ± std over seeds (n) "
              "beside the paper (Kim et al., CVPR 2019, Fig. 4). Selection rule: `last`, the final epoch of each run "
              "(no unbiased data chose anything); the `val_unbiased` pick is in [headline.csv](headline.csv).", "",
-             headline.markdown(table),
+             headline.markdown(table), headline.bias_knowledge(), "",
              f"{finished} of {len(configs)} runs of [`{sweep}`](../../{sweep}) are finished; a missing cell "
              "or n < 3 is a run still to train.", "",
              "![accuracy against σ², ours solid, the paper dashed](figures/accuracy_vs_color_var.png)", "",
