@@ -128,6 +128,15 @@ def test_every_figure_is_written_and_non_empty(records, tmp_path):
     assert all(Path(tmp_path / "rep" / p).exists() for p in names)
 
 
+def test_a_report_without_pdfs_writes_and_links_none(records, tmp_path):
+    """Study pages live in the tracked tree: PNG only, and no link to a PDF that is not there."""
+    written = build_report(records, tmp_path / "rep", samples=False, pdf=False)
+    assert written and not any(p.suffix == ".pdf" for p in written)
+    assert not list((tmp_path / "rep").rglob("*.pdf"))
+    readme = (tmp_path / "rep" / "README.md").read_text()
+    assert readme.count("![") == 3 and "[PDF]" not in readme
+
+
 @pytest.mark.slow
 def test_report_script(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/report.py", "--runs", str(FIXTURES / "records"), "--out",

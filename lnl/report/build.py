@@ -43,8 +43,9 @@ def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> A
 def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str = "std", primary: str = "last",
                  studies: list[Any] | None = None, title: str = "Colored MNIST report",
                  command: str | None = None, samples: bool = True, notes: str | None = None,
-                 calibration: list[dict[str, Any]] | None = None, log: Any = print) -> list[Path]:
+                 calibration: list[dict[str, Any]] | None = None, log: Any = print, pdf: bool = True) -> list[Path]:
     """Write tables, figures and README.md for ``records`` into ``out``; return the written paths.
+    ``pdf``: each figure also as PDF, beside its PNG.
 
     ``calibration``: records of Baseline/Gray runs under several readings of sigma^2; adds the
     calibration table (``calibration.csv`` and a README section)."""
@@ -58,9 +59,9 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
     runs, tabs, md_tables, study_tab = _write_tables(records, out, error, written)
     problems = tables.status_table(records)
     selected = tables.choose_configurations(tables.selected_runs(records, primary))
-    written += figures.confusion_grid(selected, primary, fig_dir)
-    written += figures.accuracy_vs_bias(tabs[primary], primary, fig_dir)
-    written += figures.training_curves(tables.epochs_frame(records), fig_dir)
+    written += figures.confusion_grid(selected, primary, fig_dir, pdf=pdf)
+    written += figures.accuracy_vs_bias(tabs[primary], primary, fig_dir, pdf=pdf)
+    written += figures.training_curves(tables.epochs_frame(records), fig_dir, pdf=pdf)
     levels = sorted(runs["color_var"].unique())
     sample = _sample_data(records, levels[0], log) if levels and samples else None
     if sample is not None:
@@ -181,8 +182,9 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
     for png in pngs:
         stem = png.stem
         text = captions.get(stem) or stem.replace("_", " ")
-        lines += [f"### {text}", "", f"![{stem}]({png.relative_to(out).as_posix()}) "
-                  f"([PDF]({png.with_suffix('.pdf').relative_to(out).as_posix()}))", ""]
+        pdf = f" ([PDF]({png.with_suffix('.pdf').relative_to(out).as_posix()}))" if png.with_suffix(".pdf") in written \
+            else ""
+        lines += [f"### {text}", "", f"![{stem}]({png.relative_to(out).as_posix()}){pdf}", ""]
     lines += ["## Files", ""] + [f"- `{p.relative_to(out).as_posix()}`" for p in sorted(written)] + [""]
     return "\n".join(lines)
 

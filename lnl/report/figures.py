@@ -22,12 +22,13 @@ from .tables import pooled_confusion  # noqa: E402
 METHOD_COLORS = {"baseline": "#d62728", "gray": "#7f7f7f", "lnl": "#1f77b4", "blind_eye": "#9467bd"}
 
 
-def _save(fig: plt.Figure, out: Path, stem: str) -> list[Path]:
+def _save(fig: plt.Figure, out: Path, stem: str, pdf: bool = True) -> list[Path]:
+    """The figure as PNG (for pages) and, with ``pdf``, as PDF (for papers)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
+    paths = [out / f"{stem}.png"] + ([out / f"{stem}.pdf"] if pdf else [])
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    # No creation date: a rebuilt report only changes where the figures do.
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    if pdf:  # no creation date: a rebuilt report only changes where the figures do
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)
     return paths
 
@@ -36,7 +37,8 @@ def _color(method: str, i: int) -> str:
     return METHOD_COLORS.get(method, sns.color_palette("tab10")[i % 10])
 
 
-def confusion_grid(selected: pd.DataFrame, rule: str, out: Path, stem: str = "confusion_grid") -> list[Path]:
+def confusion_grid(selected: pd.DataFrame, rule: str, out: Path, stem: str = "confusion_grid",
+                   pdf: bool = True) -> list[Path]:
     """Row-normalized unbiased-test confusion matrices, methods (rows) x bias levels (columns).
 
     Each panel sums the matrices of the selected runs (all seeds) before normalizing.
@@ -72,10 +74,11 @@ def confusion_grid(selected: pd.DataFrame, rule: str, out: Path, stem: str = "co
     fig.suptitle(f"Unbiased test confusion matrices (row-normalized, % shown where ≥ 10), selection `{rule}`",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, pdf)
 
 
-def accuracy_vs_bias(table: pd.DataFrame, rule: str, out: Path, stem: str = "accuracy_vs_color_var") -> list[Path]:
+def accuracy_vs_bias(table: pd.DataFrame, rule: str, out: Path, stem: str = "accuracy_vs_color_var",
+                     pdf: bool = True) -> list[Path]:
     """Mean test accuracy vs sigma^2 per method with error bands; the paper's numbers dashed."""
     fig, ax = plt.subplots(figsize=(6.2, 4.2))
     error_kind = table["error_kind"].iloc[0]
@@ -99,10 +102,10 @@ def accuracy_vs_bias(table: pd.DataFrame, rule: str, out: Path, stem: str = "acc
     band = "± standard deviation" if error_kind == "std" else "± standard error"
     ax.set_title(f"Test accuracy vs bias level (selection `{rule}`, bands {band})", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, pdf)
 
 
-def training_curves(epochs: pd.DataFrame, out: Path, stem: str = "training_curves") -> list[Path]:
+def training_curves(epochs: pd.DataFrame, out: Path, stem: str = "training_curves", pdf: bool = True) -> list[Path]:
     """Per method: unbiased and biased validation accuracy and bias-head accuracy vs epoch (mean over seeds)."""
     finished = epochs[epochs["status"] == "finished"] if "status" in epochs else epochs
     if finished.empty:
@@ -136,7 +139,7 @@ def training_curves(epochs: pd.DataFrame, out: Path, stem: str = "training_curve
     fig.suptitle("Training curves (mean over seeds). Does LNL make color unpredictable from the features? "
                  "Compare the bias-head row.", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, pdf)
 
 
 def sample_images(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], color_var: float,

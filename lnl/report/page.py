@@ -123,7 +123,7 @@ def build_study_pages(studies: Path, records: list[dict[str, Any]], runs_dir: st
             notes += "\n\n### The decoded test colours against each palette\n\n" + test_colors.markdown()
         build_report(chosen, out / "studies" / sweep.stem, title=load_sweep(sweep).get("description", sweep.stem),
                      command=f"lnl-report --headline ... (study {sweep.stem})", samples=False, notes=notes,
-                     log=lambda _: None)
+                     log=lambda _: None, pdf=False)  # PNG only: pages for readers, in the tracked tree
         names.append(sweep.stem)
     return names
 
