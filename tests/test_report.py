@@ -130,11 +130,11 @@ def test_every_figure_is_written_and_non_empty(records, tmp_path):
 
 def test_a_report_without_pdfs_writes_and_links_none(records, tmp_path):
     """Study pages live in the tracked tree: PNG only, and no link to a PDF that is not there."""
-    written = build_report(records, tmp_path / "rep", samples=False, pdf=False)
+    written = build_report(records, tmp_path / "rep", studies=[_small_study()], pdf=False)
     assert written and not any(p.suffix == ".pdf" for p in written)
     assert not list((tmp_path / "rep").rglob("*.pdf"))
     readme = (tmp_path / "rep" / "README.md").read_text()
-    assert readme.count("![") == 3 and "[PDF]" not in readme
+    assert readme.count("![") == 6 and "[PDF]" not in readme
 
 
 @pytest.mark.slow

@@ -65,10 +65,10 @@ def build_report(records: list[dict[str, Any]], out: str | Path, *, error: str =
     levels = sorted(runs["color_var"].unique())
     sample = _sample_data(records, levels[0], log) if levels and samples else None
     if sample is not None:
-        written += figures.sample_images(*sample, levels[0], fig_dir)
+        written += figures.sample_images(*sample, levels[0], fig_dir, pdf=pdf)
     for study in studies or []:
         try:
-            written += figures.optuna_figures(study, fig_dir)
+            written += figures.optuna_figures(study, fig_dir, pdf=pdf)
         except Exception as err:  # noqa: BLE001 - e.g. too few trials for importances
             log(f"report: no Optuna figures for {study.study_name} ({type(err).__name__}: {err})")
 

@@ -143,7 +143,7 @@ def training_curves(epochs: pd.DataFrame, out: Path, stem: str = "training_curve
 
 
 def sample_images(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], color_var: float,
-                  out: Path, stem: str = "samples") -> list[Path]:
+                  out: Path, stem: str = "samples", pdf: bool = True) -> list[Path]:
     """Training (biased) vs test (unbiased) coloring at one sigma^2, one row per digit."""
     from lnl.tracking import sample_grid
 
@@ -157,10 +157,11 @@ def sample_images(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, 
     fig.suptitle(f"Colored MNIST at σ² = {color_var:.3f}: each digit's color in training, random colors in test",
                  fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, stem)
+    return _save(fig, out, stem, pdf)
 
 
-def optuna_figures(study: Any, out: Path, objective: str = "val_unbiased/acc at the best epoch") -> list[Path]:
+def optuna_figures(study: Any, out: Path, objective: str = "val_unbiased/acc at the best epoch",
+                   pdf: bool = True) -> list[Path]:
     """Optimization history and parameter importances of one study (optuna.visualization.matplotlib)."""
     import warnings
 
@@ -176,7 +177,7 @@ def optuna_figures(study: Any, out: Path, objective: str = "val_unbiased/acc at 
         for loc in ("left", "center", "right"):
             ax.set_title("", loc=loc)
         ax.set_title(f"{study.study_name}: optimization history (completed trials)", fontsize=9)
-        paths += _save(ax.figure, out, f"optuna_history_{safe}")
+        paths += _save(ax.figure, out, f"optuna_history_{safe}", pdf)
         completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(completed) >= 2 and len(completed[0].params) >= 1:
             ax = ovm.plot_param_importances(study, target_name=objective)
@@ -184,6 +185,6 @@ def optuna_figures(study: Any, out: Path, objective: str = "val_unbiased/acc at 
             for loc in ("left", "center", "right"):
                 ax.set_title("", loc=loc)
             ax.set_title(f"{study.study_name}: parameter importances (fANOVA)", fontsize=9)
-            paths += _save(ax.figure, out, f"optuna_importances_{safe}")
+            paths += _save(ax.figure, out, f"optuna_importances_{safe}", pdf)
     return paths
 
