@@ -136,13 +136,13 @@ class ReBias(Method):
     before its linear layer, b's 128); HSIC is the unbiased RBF estimator (:func:`lnl.losses.rbf_hsic`).
 
     Official defaults kept: both weights 1 (``f_lambda_outer``: ``--hsic-weight``; ``g_lambda_inner``), kernel
-    radius 1 for both (``rbf_sigma_x = rbf_sigma_y = 1``, no adaptive radius), one b (``n_g_nets = 1``)
-    updated once per step, with its own cross-entropy (``update_g_cls``); Adam, lr 1e-3, weight decay 1e-4,
-    x0.1 every 20 epochs, 80 epochs, batch 256 (our recipe section sets those). Deviations: the main network is the paper's f and g
-    (the official one is ``SimpleConvNet`` with 7x7 kernels), and may start from the shared pretrained
-    Baseline (``--init-from``) while b starts fresh. Each network's second forward (f in b's update, b in
-    f's) runs without gradients: the official code computes those gradients and clears them unused, so
-    the updates are the same, and the batch norms see the same two forwards per step.
+    radius 1 for both (``rbf_sigma_x = rbf_sigma_y = 1``, no adaptive radius), one b (``n_g_nets = 1``) updated once
+    per step, with its own cross-entropy (``update_g_cls``); Adam, lr 1e-3, weight decay 1e-4, x0.1 every 20 epochs,
+    80 epochs, batch 256 (our recipe section sets those). Deviations: the main network is the paper's f and g (the
+    official one is ``SimpleConvNet`` with 7x7 kernels), and may start from the shared pretrained Baseline
+    (``--init-from``) while b starts fresh. Each network's second forward (f in b's update, b in f's) runs without
+    gradients: the official code computes those gradients and clears them unused, so the updates are the same, and
+    the batch norms see the same two forwards per step.
 
     Measured here: in bf16 the minimax diverges (non-finite losses in epoch 2 at lr 3e-3 on 2,000 images,
     with both HSIC terms on; either one alone trains), where fp32 trains; the recipe runs it in fp32.

@@ -163,7 +163,8 @@ def test_recipes_give_per_method_defaults_under_explicit_values(tmp_path):
                                        ("hsic_weight", 2.0)])
 def test_method_settings_do_not_change_the_pretrained_baseline(key, value):
     """A search over a method's own settings (LNL, BlindEye, LfF, ReBias) starts every trial from one baseline
-    per (level, seed): the pretraining run's id does not depend on them (a BlindEye alpha once retrained the baseline)."""
+    per (level, seed): the pretraining run's id does not depend on them (a BlindEye alpha once retrained the
+    baseline)."""
     from lnl.config import Config
 
     for method in ("lnl", "blind_eye", "lff", "rebias"):
