@@ -60,6 +60,7 @@ class LearningFromFailure(Method):
     official code's NaN checks (which raise) are left to the loop's divergence check.
     """
 
+    display_name = "LfF"
     needs_index = True
     graphable = False  # per-sample state updated by indexing: not captured as a CUDA graph
 
@@ -148,6 +149,7 @@ class ReBias(Method):
     with both HSIC terms on; either one alone trains), where fp32 trains; the recipe runs it in fp32.
     """
 
+    display_name = "ReBias"
     graphable = False
     weight_inner, sigma = 1.0, 1.0  # official g_lambda_inner, rbf_sigma_x/y (f_lambda_outer: cfg.hsic_weight)
 

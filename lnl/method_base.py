@@ -52,6 +52,7 @@ class Method(abc.ABC):
     # What the method knows of the bias (the headline page says it per system): "labels", each pixel's color
     # label (h is trained against f); "input", that color is the bias (it is removed from the images); "none".
     bias_knowledge = "none"
+    display_name = ""  # the method's name in tables and figures ("LNL"); empty: its registry key
 
     def __init__(self, cfg: Config, model: LNLNet, autocast: Callable[[], AbstractContextManager],
                  compile: bool = False) -> None:

@@ -20,6 +20,8 @@ __all__ = ["METHODS", "Method", "Stats", "make_optimizer", "LearningFromFailure"
 class Baseline(Method):
     """Cross-entropy on the biased training set (the paper's Baseline)."""
 
+    display_name = "Baseline"
+
     def step(self, x: torch.Tensor, y: torch.Tensor, bias: torch.Tensor, epoch: int) -> Stats:
         return self.cross_entropy_step(x, y, bias)
 
@@ -28,6 +30,7 @@ class Baseline(Method):
 class Gray(Baseline):
     """The paper's Gray reference: cross-entropy on gray versions of the images, tested on gray."""
 
+    display_name = "Gray"
     input_kind = "gray"
     bias_knowledge = "input"
 
@@ -55,6 +58,7 @@ class LearningNotToLearn(Method):
     authors start LNL from a pretrained baseline).
     """
 
+    display_name = "LNL"
     bias_knowledge = "labels"
     unlearns = True
 
@@ -150,6 +154,7 @@ class BlindEye(Method):
     ``warmup_epochs`` of plain cross-entropy work as for LNL.
     """
 
+    display_name = "BlindEye"
     bias_knowledge = "labels"
     unlearns = True
 

@@ -41,6 +41,22 @@ def test_headline_rows_are_means_over_finished_seeds():
     assert "| **LNL** | ours | 0.840 ± 0.028 (2) | — |" in table and "| **Gray** | ours | — |" in table
 
 
+def test_a_method_the_paper_did_not_run_gets_a_row_of_ours_only(tmp_path):
+    recs = [_record("baseline", 0.02, 0, [0.5]), _record("lnl", 0.02, 0, [0.8]), _record("lff", 0.02, 0, [0.6]),
+            _record("lff", 0.02, 1, [0.7])]
+    systems = headline.systems_of(("baseline", "lnl", "lff", "lnl"))
+    assert systems == (("Baseline", "baseline"), ("LNL", "lnl"), ("LfF", "lff"))   # display names, first order
+    table = headline.rows(recs, systems)
+    text = headline.markdown(table)
+    assert headline.names(table) == ["Baseline", "LNL", "LfF"]
+    assert "| **LfF** | ours | 0.650 ± 0.071 (2) |" in text and text.count("| | paper |") == 2   # none for LfF
+    assert "LfF,last,0.020,0.6500,0.0707,2,," in headline.to_csv(table)
+    iso = equal_baseline.table(recs, systems=systems)
+    assert [r["method"] for r in iso] == ["lnl"]               # no paper curve to set LfF against
+    assert figures.accuracy_figure(table, tmp_path / "a.png").stat().st_size > 0
+    assert figures.equal_baseline(iso, tmp_path / "e.png").stat().st_size > 0   # one panel
+
+
 def test_the_papers_curve_is_interpolated_between_its_own_points():
     assert equal_baseline.paper_at("lnl", 0.4055) == (pytest.approx(0.8185), False)   # its σ² 0.020 point
     assert equal_baseline.paper_at("lnl", 0.845) == (pytest.approx(0.9618), False)    # its σ² 0.050 point
@@ -131,10 +147,10 @@ def test_a_recipe_beside_the_headline_is_held_to_the_criterion_per_level_and_see
 
 
 def test_the_page_says_what_each_system_knows_of_the_bias():
-    from lnl.analysis.headline import SYSTEMS, bias_knowledge
+    from lnl.analysis.headline import bias_knowledge, systems_of
 
-    assert bias_knowledge(SYSTEMS) == (
+    assert bias_knowledge(systems_of()) == bias_knowledge() == (
         "What each system knows of the bias: BlindEye and LNL train against each pixel's colour label (bias "
         "labels); Gray knows that colour is the bias and sees gray images; Baseline uses no bias labels.")
-    later = bias_knowledge(SYSTEMS + (("LfF", "lff"), ("ReBias", "rebias")))
+    later = bias_knowledge(systems_of(("baseline", "blind_eye", "gray", "lnl", "lff", "rebias")))
     assert later.endswith("; Baseline, LfF and ReBias use no bias labels.")  # neither later method uses them

@@ -11,9 +11,9 @@ not a result at any one σ² of the paper's.
 from __future__ import annotations
 
 import statistics as st
-from typing import Any
+from typing import Any, Iterable
 
-from lnl.analysis.headline import SYSTEMS, seed_values
+from lnl.analysis.headline import seed_values, systems_of
 from lnl.analysis.paper import LEVELS, paper
 
 
@@ -30,13 +30,15 @@ def paper_at(method: str, baseline_acc: float) -> tuple[float, bool]:
     return y0 + (y1 - y0) * (baseline_acc - x0) / (x1 - x0), not inside
 
 
-def table(records: list[dict[str, Any]], rule: str = "last") -> list[dict[str, Any]]:
-    """Per system (not the Baseline) and σ² where both ran: our Baseline's and system's means, n, the paper's
-    system at our Baseline's accuracy, whether that is extrapolated, and the paper's system at equal σ²."""
+def table(records: list[dict[str, Any]], rule: str = "last",
+          systems: Iterable[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Per system (not the Baseline, nor one the paper did not run) and σ² where both ran: our Baseline's and
+    system's means, n, the paper's system at our Baseline's accuracy, whether that is extrapolated, and the
+    paper's system at equal σ². ``systems``: (name, method) pairs, the paper's four by default."""
     values = seed_values(records, rule)
     out = []
-    for name, method in SYSTEMS:
-        if method == "baseline":
+    for name, method in systems if systems is not None else systems_of():
+        if method == "baseline" or (method, LEVELS[0]) not in paper():
             continue
         for cv in LEVELS:
             base, mine = values.get(("baseline", cv)), values.get((method, cv))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lnl.analysis.headline import SYSTEMS
+from lnl.analysis.headline import names
 from lnl.analysis.paper import LEVELS, paper
 
 
@@ -29,11 +29,13 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def equal_baseline(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """System accuracy against Baseline accuracy, ours (solid) and the paper's (dashed), one panel per system."""
+    """System accuracy against Baseline accuracy, ours (solid) and the paper's (dashed), one panel per system
+    of ``rows`` (:func:`lnl.analysis.equal_baseline.table`)."""
     plt = _pyplot()
     ref = paper()
-    systems = [(name, method) for name, method in SYSTEMS if method != "baseline"]
-    fig, axes = plt.subplots(1, len(systems), figsize=(3.3 * len(systems), 3.1), sharey=True)
+    systems = list(dict.fromkeys((r["system"], r["method"]) for r in rows))
+    fig, axes = plt.subplots(1, len(systems), figsize=(3.3 * len(systems), 3.1), sharey=True, squeeze=False)
+    axes = axes[0]
     for ax, (name, method) in zip(axes, systems):
         ax.plot([ref[("baseline", cv)] for cv in LEVELS], [ref[(method, cv)] for cv in LEVELS], "o--", color="0.4",
                 label="paper")
@@ -52,11 +54,13 @@ def accuracy_figure(table_rows: list[dict[str, Any]], path: str | Path, rule: st
     """Unbiased test accuracy against σ² per system: ours (mean ± std over seeds, solid) and the paper (dashed)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for i, (name, _) in enumerate(SYSTEMS):
+    for i, name in enumerate(names(table_rows)):
         mine = [r for r in table_rows if r["system"] == name and r["rule"] == rule]
         have = [r for r in mine if r["mean"] is not None]
         ax.errorbar([r["color_var"] for r in have], [r["mean"] for r in have],
                     yerr=[r["std"] or 0.0 for r in have], fmt="o-", color=f"C{i}", capsize=2, label=f"{name} (ours)")
+        if all(r["paper"] is None for r in mine):
+            continue
         ax.plot([r["color_var"] for r in mine], [r["paper"] for r in mine], "s--", color=f"C{i}", alpha=0.6,
                 label=f"{name} (paper)")
     ax.set_xlabel("color variance σ²")

@@ -1,6 +1,8 @@
-"""The headline table: the paper's four systems per σ², ours as mean ± std over seeds (n) beside the paper.
+"""The headline table: each system per σ², ours as mean ± std over seeds (n) beside the paper.
 
-Rows come from the runs a sweep file selects (``sweeps/headline.yaml``), finished runs only, one value per
+The systems are the methods the sweep file names (``sweeps/headline.yaml``: the paper's four; a method the
+paper did not run gets a row of ours without the paper's and the difference lines). Rows come from the runs
+the sweep file selects, finished runs only, one value per
 seed under a selection rule (:func:`lnl.report.tables.select_epoch`): ``last``, the final epoch, which uses
 no unbiased data and is the headline's rule; ``val_unbiased``, each run's epoch of best unbiased validation
 accuracy, kept in the CSV for comparison.
@@ -9,12 +11,12 @@ from __future__ import annotations
 
 import io
 import statistics as st
-from typing import Any
+from typing import Any, Iterable
 
 from lnl.analysis.paper import LEVELS, paper
 from lnl.report.tables import select_epoch
 
-SYSTEMS = (("Baseline", "baseline"), ("BlindEye", "blind_eye"), ("Gray", "gray"), ("LNL", "lnl"))
+PAPER_METHODS = ("baseline", "blind_eye", "gray", "lnl")  # the LNL paper's four systems (Fig. 4)
 RULES = ("last", "val_unbiased")
 CSV_COLUMNS = ("system", "rule", "color_var", "mean", "std", "n", "paper", "diff")
 
@@ -25,13 +27,20 @@ _KNOWLEDGE = {"labels": ("trains", "train", "against each pixel's colour label (
               "none": ("uses", "use", "no bias labels")}
 
 
-def bias_knowledge(systems=SYSTEMS) -> str:
+def systems_of(methods: Iterable[str] = PAPER_METHODS) -> tuple[tuple[str, str], ...]:
+    """(display name, method) per method, in the given order (each class's ``display_name``)."""
+    from lnl.methods import METHODS  # lazily: the registry imports torch and every method
+
+    return tuple((METHODS.get(m).display_name or m, m) for m in dict.fromkeys(methods))
+
+
+def bias_knowledge(systems: Iterable[tuple[str, str]] | None = None) -> str:
     """One sentence: what each system knows of the bias (each method's ``bias_knowledge``), e.g. "BlindEye
     and LNL train against each pixel's colour label (bias labels); Gray knows ...; Baseline uses no bias labels"."""
     from lnl.methods import METHODS
 
     groups: dict[str, list[str]] = {}
-    for name, method in systems:
+    for name, method in systems or systems_of():
         groups.setdefault(METHODS.get(method).bias_knowledge, []).append(name)
     parts = []
     for kind, (one, several, rest) in _KNOWLEDGE.items():
@@ -56,12 +65,15 @@ def seed_values(records: list[dict[str, Any]], rule: str) -> dict[tuple[str, flo
     return out
 
 
-def rows(records: list[dict[str, Any]], systems=SYSTEMS, rules=RULES) -> list[dict[str, Any]]:
-    """One row per (system, rule, σ²): mean, std (None for n < 2), n, the paper's value and the difference."""
+def rows(records: list[dict[str, Any]], systems: Iterable[tuple[str, str]] | None = None,
+         rules=RULES) -> list[dict[str, Any]]:
+    """One row per (system, rule, σ²): mean, std (None for n < 2), n, the paper's value and the difference.
+    ``systems``: (name, method) pairs in table order, the paper's four by default."""
     out = []
+    chosen = tuple(systems) if systems is not None else systems_of()
     for rule in rules:
         values = seed_values(records, rule)
-        for name, method in systems:
+        for name, method in chosen:
             for cv in LEVELS:
                 seeds = list(values.get((method, cv), {}).values())
                 ref = paper().get((method, cv))
@@ -88,8 +100,14 @@ def to_csv(table: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def names(table: list[dict[str, Any]]) -> list[str]:
+    """The systems of a table of :func:`rows`, in its order."""
+    return list(dict.fromkeys(r["system"] for r in table))
+
+
 def markdown(table: list[dict[str, Any]], rule: str = "last") -> str:
-    """Systems as rows (ours, the paper, the difference), σ² as columns, under one rule."""
+    """Systems as rows (ours, then the paper and the difference where the paper ran the system), σ² as
+    columns, under one rule."""
     def cell(row: dict[str, Any]) -> str:
         if row["mean"] is None:
             return "—"
@@ -98,9 +116,11 @@ def markdown(table: list[dict[str, Any]], rule: str = "last") -> str:
 
     lines = ["| system | | " + " | ".join(f"σ² {cv:.3f}" for cv in LEVELS) + " |",
              "|---|---|" + "---:|" * len(LEVELS)]
-    for name, _ in SYSTEMS:
+    for name in names(table):
         mine = {r["color_var"]: r for r in table if r["system"] == name and r["rule"] == rule}
         lines.append(f"| **{name}** | ours | " + " | ".join(cell(mine[cv]) for cv in LEVELS) + " |")
+        if all(mine[cv]["paper"] is None for cv in LEVELS):
+            continue
         lines.append("| | paper | " + " | ".join("—" if mine[cv]["paper"] is None else f"{mine[cv]['paper']:.3f}"
                                                  for cv in LEVELS) + " |")
         lines.append("| | Δ | " + " | ".join("—" if mine[cv]["diff"] is None else f"{mine[cv]['diff']:+.3f}"

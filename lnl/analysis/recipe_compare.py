@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics as st
 from typing import Any
 
-from lnl.analysis.headline import SYSTEMS, seed_values
+from lnl.analysis.headline import PAPER_METHODS, seed_values, systems_of
 
 LNL_MARGIN = 0.005
 BASELINE_TOLERANCE = 0.01
@@ -23,7 +23,7 @@ def rows(candidate: list[dict[str, Any]], reference: list[dict[str, Any]]) -> li
     or while either side has fewer than 3 seeds)."""
     mine, theirs = seed_values(candidate, RULE), seed_values(reference, RULE)
     out = []
-    for name, method in SYSTEMS:
+    for name, method in systems_of(PAPER_METHODS + tuple(sorted({m for m, _ in mine}))):
         for (m, cv), seeds in sorted(mine.items()):
             if m != method:
                 continue

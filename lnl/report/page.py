@@ -2,7 +2,7 @@
 
 ``build_headline_page`` writes into ``out`` (``reports/paper_reproduction``):
 
-* ``README.md``: the verdict, the headline table (four systems x seven σ², ours as mean ± std (n) beside the
+* ``README.md``: the verdict, the headline table (the sweep's systems x seven σ², ours as mean ± std (n) beside the
   paper and the difference, selection rule named), the accuracy-vs-σ² figure and the equal-Baseline figure,
   then the findings (``findings.yaml``: at most ten, each linking to its detail page), then the command
   that reproduces the table and what it costs;
@@ -134,10 +134,11 @@ def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], r
     """Write the front page and everything it links to into ``out``; returns the front page's files.
     ``compare``: sweep files of other recipes, each set beside the headline on ``<stem>.md``."""
     out = Path(out)
-    chosen = select(records, sweep_configs(sweep_path, runs_dir))
+    configs = sweep_configs(sweep_path, runs_dir)
+    chosen, systems = select(records, configs), headline.systems_of(c.method for c in configs)
     for other in compare:
         (out / f"{Path(other).stem}.md").write_text(compare_page(other, chosen, records, runs_dir), encoding="utf-8")
-    table, iso = headline.rows(chosen), equal_baseline.table(chosen)
+    table, iso = headline.rows(chosen, systems), equal_baseline.table(chosen, systems=systems)
     figures.accuracy_figure(table, out / "figures" / "accuracy_vs_color_var.png")
     figures.equal_baseline(iso, out / "figures" / "equal_baseline.png")
     (out / "equal_baseline.md").write_text("# At equal Baseline accuracy\n\n" + equal_baseline.__doc__.split("\n\n", 1)[1]
@@ -162,9 +163,9 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
     link to must already be, and the folder the page names in its command)."""
     out = Path(out)
     configs = sweep_configs(sweep_path, runs_dir)
-    chosen = select(records, configs)
-    table = headline.rows(chosen)
-    iso = equal_baseline.table(chosen)
+    chosen, systems = select(records, configs), headline.systems_of(c.method for c in configs)
+    table = headline.rows(chosen, systems)
+    iso = equal_baseline.table(chosen, systems=systems)
     finished = sum(r.get("status") == "finished" for r in chosen)
     sweep = Path(sweep_path).as_posix()
     lines = ["# Learning Not to Learn on Colored MNIST: the paper's table, reproduced", "",
@@ -172,7 +173,7 @@ def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: 
              "Unbiased test accuracy (test digits in random palette colours), ours as mean ± std over seeds (n) "
              "beside the paper (Kim et al., CVPR 2019, Fig. 4). Selection rule: `last`, the final epoch of each run "
              "(no unbiased data chose anything); the `val_unbiased` pick is in [headline.csv](headline.csv).", "",
-             headline.markdown(table), headline.bias_knowledge(), "",
+             headline.markdown(table), headline.bias_knowledge(systems), "",
              f"{finished} of {len(configs)} runs of [`{sweep}`](../../{sweep}) are finished; a missing cell "
              "or n < 3 is a run still to train.", "",
              "![accuracy against σ², ours solid, the paper dashed](figures/accuracy_vs_color_var.png)", "",
