@@ -148,6 +148,8 @@ class Config:
                                             "authors do) of a run of this method (e.g. 'baseline') with the same data, "
                                             "seed and architecture, trained with --init-recipe; it is found by its run "
                                             "id in --runs-dir, or trained first. The bias heads start fresh")
+    init_bias_head: bool = result(False, "with --init-from: start h from the pretrained run's bias head (its probe, "
+                                         "trained on detached features) instead of fresh; h's optimizer starts fresh")
     bias_probe: bool = result(True, "methods without an adversary train h on detached features, so "
                                     "bias/acc measures the color the features carry for every method")
     bias_ignore: str = result("channel", "bias labels h ignores: 'channel' (the authors' rule) a channel value of "
@@ -240,6 +242,8 @@ class Config:
                                                f"got {self.init_from!r}")
             if not (self.init_recipe or self.recipe):
                 raise ConfigError("init_recipe", "is needed with --init-from (or give this run a --recipe)")
+        elif self.init_bias_head:
+            raise ConfigError("init_bias_head", "needs --init-from (a pretrained run whose bias head to start from)")
         if self.data_source == "official" and not self.data_path:
             raise ConfigError("data_path", "is required with --data-source official "
                                            "(a mnist_10color_jitter_var_<var>.npy file)")
@@ -364,7 +368,7 @@ DATA_VERSION = 2
 _NOT_INHERITED = {"method", "recipe", "epochs", "batch_size", "optimizer", "lr", "bias_lr", "momentum",
                   "weight_decay", "lr_schedule", "lr_step_epochs", "lr_gamma", "lambda", "mu", "mu_schedule",
                   "alpha", "gce_q", "loss_ema", "hsic_weight", "warmup_epochs", "lnl_step", "init_from",
-                  "init_recipe", "run_id", "resume", "group",
+                  "init_recipe", "init_bias_head", "run_id", "resume", "group",
                   "job_type", "study", "trial", "tags",
                   # what only h reads or is: a pretrained baseline's f and g do not depend on them
                   "bias_ignore", "head_bn_init"}

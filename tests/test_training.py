@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lnl
+from lnl.config import ConfigError
 from lnl.methods import METHODS
 from lnl.records import EPOCH_KEYS
 from conftest import Lines, REPO, pretrain_recipe
@@ -183,6 +184,35 @@ def test_an_adam_method_takes_only_the_weights_of_an_sgd_baseline(tiny_config, t
     assert run.status == "finished" and record["init"]["from_run"].startswith("baseline-")
     assert record["init"]["first_epoch_lr"] is None
     assert [e["lr"] for e in record["epochs"]] == pytest.approx([3e-4, 3e-4])  # not the baseline's last rate
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_bias_head_starts_fresh_unless_init_bias_head(tiny_config, tmp_path, keep):
+    """As the authors, LNL's h starts fresh; ``init_bias_head`` starts it from the pretrained run's probe. Either
+    way f, g and the f+g optimizer load, and the pretraining run (its id) is the same."""
+    import contextlib
+
+    import torch
+
+    from lnl.methods import METHODS
+    from lnl.models import build_model
+    from lnl.training.pretrained import load_pretrained
+
+    cfg = tiny_config(method="lnl", init_recipe=pretrain_recipe(tmp_path), init_from="baseline",
+                      init_bias_head=keep).validate()
+    assert cfg.init_config().default_run_id() == tiny_config(method="lnl", init_recipe=pretrain_recipe(tmp_path),
+                                                             init_from="baseline").init_config().default_run_id()
+    torch.manual_seed(0)
+    saved, model = build_model(cfg.arch), build_model(cfg.arch)
+    method = METHODS.get("lnl")(cfg, model, contextlib.nullcontext)
+    fg = type(method.opt_fg)(list(saved.f.parameters()) + list(saved.g.parameters()), lr=0.01)
+    start = {"run_id": "b", "state": {"model": saved.state_dict(), "optimizers": {"fg": fg.state_dict()}}}
+    assert load_pretrained(model, method, start) == pytest.approx(0.01)
+    same = {k: torch.equal(v, saved.state_dict()[k]) for k, v in model.state_dict().items() if "conv" in k}
+    assert all(v for k, v in same.items() if not k.startswith("h.")) and "h.conv1.weight" in same
+    assert all(v == keep for k, v in same.items() if k.startswith("h."))   # random inits differ
+    with pytest.raises(ConfigError, match="init_bias_head"):
+        tiny_config(method="lnl", init_bias_head=True).validate()
 
 
 def test_a_checkpoint_from_another_device_keeps_this_optimizers_implementation():

@@ -79,8 +79,8 @@ def same_optimizer_kind(opt: torch.optim.Optimizer, state: dict[str, Any]) -> bo
 
 
 def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> float | None:
-    """Load f and g (not the bias heads, which start fresh) and the f+g optimizer state (momentum
-    buffers and learning rate) of ``start``. Returns the restored learning rate, which the first
+    """Load f and g and the f+g optimizer state (momentum buffers and learning rate) of ``start``; the bias
+    heads start fresh, as the authors' do, unless ``init_bias_head`` starts them from the pretrained probe. Returns the restored learning rate, which the first
     epoch runs at: the authors build their schedulers before loading the optimizer state, so their
     first LNL epoch keeps the pretrained run's last learning rate and the restarted schedule applies
     from the second epoch on (official trainer.py, ``_set_optimizer`` then ``_load_model``).
@@ -89,9 +89,10 @@ def load_pretrained(model: LNLNet, method: Method, start: dict[str, Any]) -> flo
     official code, from the authors' SGD Baseline) takes the weights only: SGD's momentum buffers mean
     nothing to Adam. Its optimizer starts fresh at its own schedule, and None is returned."""
     try:
-        weights = {k: v for k, v in start["state"]["model"].items() if not k.startswith("h.")}
+        keep_h = method.cfg.init_bias_head
+        weights = {k: v for k, v in start["state"]["model"].items() if keep_h or not k.startswith("h.")}
         missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or any(not k.startswith("h.") for k in missing):
+        if unexpected or any(keep_h or not k.startswith("h.") for k in missing):
             raise ValueError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         saved = start["state"]["optimizers"]["fg"]
         if not same_optimizer_kind(method.opt_fg, saved):
