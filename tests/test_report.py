@@ -417,4 +417,27 @@ def test_recipe_cost_splits_phases_per_machine_and_names_where_the_pretrained_ru
     missing = recipe_cost.recipe_cost({"fast": lnl[:1]}, lnl[:1])  # its baseline is not in the store given
     assert math.isnan(missing.iloc[0]["pretrained_min"]) and "not in store" in recipe_cost.markdown(missing)
     old = dict(base[0], env={"device": "cpu", "device_name": "x86_64", "precision": "fp32", "threads": 1})
-    assert recipe_cost.machine(old) == "CPU (model not recorded), fp32, 1 thread"
+    assert recipe_cost.where(old) == "CPU (model not recorded), fp32, 1 thread"
+
+
+def test_a_run_resumed_on_another_machine_is_priced_per_machine():
+    """A GPU job stopped at its deadline and finished on a CPU: each stretch at its own median epoch, the row
+    naming both; records from before ``machines`` existed are recognised by GPU-speed first epochs."""
+    from lnl.report import recipe_cost
+    from lnl.training.run_folder import machines
+
+    gpu = {"device": "cuda", "device_name": "NVIDIA H200", "precision": "bf16", "threads": 16}
+    cpu = {"device": "cpu", "device_name": "AMD EPYC (AVX-512 bf16)", "precision": "bf16", "threads": 2}
+    history = machines(machines([], 1, gpu), 1, gpu)
+    assert history == [{"from_epoch": 1, **gpu}] and machines(history, 19, dict(gpu, extra=1)) == history
+    history = machines(history, 19, cpu)
+    assert [m["from_epoch"] for m in history] == [1, 19]
+    epochs = [{"epoch": i + 1, "time/epoch_s": 4.0 if i == 0 else (2.4 if i < 18 else 24.0), "time/eval_s": 0.1}
+              for i in range(20)]
+    rec = {"epochs": epochs, "env": cpu, "machines": history}
+    assert recipe_cost.where(rec) == "NVIDIA H200, bf16: 18 epochs + AMD EPYC (AVX-512 bf16), bf16, 2 threads: 2 epochs"
+    assert math.isclose(recipe_cost.phase_minutes(rec)[0], (18 * 2.4 + 2 * 24.0) / 60)
+    legacy = {"epochs": epochs, "env": cpu}   # the same run before records named each machine
+    assert recipe_cost.where(legacy).startswith(recipe_cost.UNRECORDED + ": 18 epochs + AMD EPYC")
+    busy = {"epochs": [dict(e, **{"time/epoch_s": 20.0 if e["epoch"] < 20 else 140.0}) for e in epochs], "env": cpu}
+    assert recipe_cost.where(busy) == "AMD EPYC (AVX-512 bf16), bf16, 2 threads"   # a slow epoch: still one CPU

@@ -111,6 +111,8 @@ def test_resume_after_kill_gives_identical_final_metrics(tiny_config, tmp_path):
     metric_keys = [k for k in a["final"] if k not in ("throughput",)]
     assert {k: a["final"][k] for k in metric_keys} == {k: b["final"][k] for k in metric_keys}
     assert b["status"] == "finished" and len(b["epochs"]) == 3
+    # one machine throughout: the resumed process adds no stretch (the checkpoint carried the first)
+    assert [m["from_epoch"] for m in b["machines"]] == [1] and b["machines"][0]["device"] == "cpu"
     # a finished run is not redone
     again = subprocess.run([sys.executable, "scripts/train.py", *common, "--run-id", "killed", "--resume"],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

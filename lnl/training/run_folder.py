@@ -176,7 +176,7 @@ def restore(checkpoint: dict[str, Any] | None, model: LNLNet, method: Method, sc
              run_id: str) -> dict[str, Any]:
     """Load a resumed run's weights, optimizer, scheduler and RNG state; what it had recorded so far."""
     if checkpoint is None:
-        return {"epoch": 0, "epochs": [], "confusion": {}, "timings": {}, "wandb": {}}
+        return {"epoch": 0, "epochs": [], "confusion": {}, "timings": {}, "wandb": {}, "machines": []}
     model.load_state_dict(checkpoint["model"])
     for name, opt in method.optimizers.items():
         load_optimizer_state(opt, checkpoint["optimizers"][name])
@@ -185,7 +185,22 @@ def restore(checkpoint: dict[str, Any] | None, model: LNLNet, method: Method, sc
     torch.set_rng_state(checkpoint["torch_rng"])
     print(f"lnl: resuming {run_id} after epoch {checkpoint['epoch']}")
     return {"epoch": checkpoint["epoch"], "epochs": checkpoint["epochs"], "confusion": checkpoint["confusion"],
-            "timings": checkpoint["timings"], "wandb": checkpoint.get("wandb", {})}
+            "timings": checkpoint["timings"], "wandb": checkpoint.get("wandb", {}),
+            "machines": checkpoint.get("machines", [])}
+
+
+MACHINE_KEYS = ("device", "device_name", "precision", "threads")
+
+
+def machines(earlier: list[dict[str, Any]], first_epoch: int, env: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where each stretch of a run trained: a resumed run's ``earlier`` list, then this process's machine
+    from ``first_epoch`` on unless it is the last one's. A run moved between machines (a GPU job stopped at
+    its deadline and finished on a CPU) is then priced per machine (:mod:`lnl.report.recipe_cost`); ``env``,
+    the record's other field, names only the last."""
+    here = {k: env.get(k) for k in MACHINE_KEYS}
+    if earlier and {k: earlier[-1].get(k) for k in MACHINE_KEYS} == here:
+        return earlier
+    return [*earlier, {"from_epoch": first_epoch, **here}]
 
 
 def new_record(cfg: Config, run_id: str, inputs: dict[str, Any], opened: Opened, restored: dict[str, Any], *,
@@ -193,14 +208,15 @@ def new_record(cfg: Config, run_id: str, inputs: dict[str, Any], opened: Opened,
     """The run's record as it starts (or resumes): config and identity, what it restored, where it ran."""
     device, data = inputs["device"], inputs["data"]
     timings = {"data_s": round(inputs["data_s"], 3), "epoch_s": [], "eval_s": [], **restored["timings"]}
+    env = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
+           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+           "precision": precision, "threads": torch.get_num_threads(), "workers": inputs["share"], **speed}
     return {
         "schema": SCHEMA, "run_id": run_id, "status": "running", "reason": None,
         "config": cfg.to_dict(), "identity": cfg.identity_hash(),  # what a resume must match
         "epochs": restored["epochs"], "confusion": restored["confusion"], "final": {},
         "timings": timings, "git_commit": git_commit(), "host": platform.node(),
-        "env": {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-                "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(), "precision": precision, "threads": torch.get_num_threads(),
-                "workers": inputs["share"], **speed},
+        "env": env, "machines": machines(restored["machines"], restored["epoch"] + 1, env),
         "data": {"n_train": len(data["train"]), "n_val": len(data["val_biased"]), "n_test": len(data["test"])},
         "created_at": ((opened.previous or {}).get("created_at") if opened.checkpoint is not None else None)
         or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -217,7 +233,8 @@ def save_checkpoint(run: Run, epochs_done: int) -> None:
         "schedulers": {k: s.state_dict() for k, s in run.schedulers.items()},
         "epochs": run.record["epochs"], "confusion": run.record["confusion"],
         "timings": dict(run.record["timings"]), "torch_rng": torch.get_rng_state(), "wandb": run.tracker.info,
-        "init": run.record.get("init"), "method_state": run.method.state_dict()})
+        "init": run.record.get("init"), "method_state": run.method.state_dict(),
+        "machines": run.record["machines"]})
     write_text_atomic(checksum_path(path), digest + "\n")
 
 
