@@ -435,9 +435,10 @@ def test_a_run_resumed_on_another_machine_is_priced_per_machine():
     epochs = [{"epoch": i + 1, "time/epoch_s": 4.0 if i == 0 else (2.4 if i < 18 else 24.0), "time/eval_s": 0.1}
               for i in range(20)]
     rec = {"epochs": epochs, "env": cpu, "machines": history}
-    assert recipe_cost.where(rec) == "NVIDIA H200, bf16: 18 epochs + AMD EPYC (AVX-512 bf16), bf16, 2 threads: 2 epochs"
+    assert recipe_cost.where(rec) == "NVIDIA H200, bf16, then AMD EPYC (AVX-512 bf16), bf16, 2 threads"
     assert math.isclose(recipe_cost.phase_minutes(rec)[0], (18 * 2.4 + 2 * 24.0) / 60)
     legacy = {"epochs": epochs, "env": cpu}   # the same run before records named each machine
-    assert recipe_cost.where(legacy).startswith(recipe_cost.UNRECORDED + ": 18 epochs + AMD EPYC")
+    assert recipe_cost.where(legacy) == recipe_cost.UNRECORDED + ", then AMD EPYC (AVX-512 bf16), bf16, 2 threads"
+    assert math.isclose(recipe_cost.phase_minutes(legacy)[0], (18 * 2.4 + 2 * 24.0) / 60)
     busy = {"epochs": [dict(e, **{"time/epoch_s": 20.0 if e["epoch"] < 20 else 140.0}) for e in epochs], "env": cpu}
     assert recipe_cost.where(busy) == "AMD EPYC (AVX-512 bf16), bf16, 2 threads"   # a slow epoch: still one CPU

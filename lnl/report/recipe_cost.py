@@ -7,7 +7,7 @@ epoch count, so that a pause or a neighbour on a shared machine does not count; 
 reported in minutes. The machine is what the record names: the CPU model with its widest bf16/vector
 extension (``env.device_name``, recorded since this table exists; older records say "model not recorded"),
 the precision and the thread count, or the GPU. A run resumed on another machine is priced per stretch
-(:func:`stretches`) and its row names each machine with its epochs.
+(:func:`stretches`) and its row names each machine in order.
 """
 from __future__ import annotations
 
@@ -62,11 +62,8 @@ def stretches(record: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def where(record: dict[str, Any]) -> str:
-    """The machine of a run on one machine, or each machine with its epochs (``A: 18 epochs + B: 2 epochs``)."""
-    parts = stretches(record)
-    if len(parts) == 1:
-        return parts[0][0]
-    return " + ".join(f"{name}: {len(part)} epoch{'' if len(part) == 1 else 's'}" for name, part in parts)
+    """The machine of a run, or its machines in order (``A, then B``): seeds that moved alike share a row."""
+    return ", then ".join(name for name, _ in stretches(record))
 
 
 def phase_minutes(record: dict[str, Any]) -> tuple[float, float]:
