@@ -1,7 +1,8 @@
 """Run records: one plain-JSON file per run, written atomically.
 
 ``<runs_dir>/<run_id>/record.json`` holds the resolved config, one metrics dict
-per epoch, the unbiased-test confusion matrix per epoch, the final metrics,
+per epoch, the unbiased-test confusion matrices of the epochs a selection rule
+(:mod:`lnl.selection`) can pick, the final metrics,
 timings, the git commit and the W&B run it was mirrored to. It is rewritten
 after every epoch through a temporary file and ``os.replace``, so a reader (or a
 killed worker) never sees half a file. The per-epoch metrics dicts are the very

@@ -21,6 +21,7 @@ import optuna
 import pytest
 
 from conftest import REPO
+from lnl import selection
 from lnl.report import load, render, tables
 from lnl.report.build import build_report, publish_wandb
 
@@ -56,11 +57,24 @@ def test_selection_rules_pick_the_right_epoch():
               {"epoch": 2, "val_biased/acc": 0.97, "val_unbiased/acc": 0.50, "test/acc": 0.52},
               {"epoch": 3, "val_biased/acc": 0.97, "val_unbiased/acc": 0.70, "test/acc": 0.69},
               {"epoch": 4, "val_biased/acc": 0.95, "val_unbiased/acc": 0.60, "test/acc": 0.99}]
-    assert tables.select_epoch(epochs, "last")["epoch"] == 4
-    assert tables.select_epoch(epochs, "val_biased")["epoch"] == 2  # tie 0.97: the earliest epoch
-    assert tables.select_epoch(epochs, "val_unbiased")["epoch"] == 3  # never the test-best epoch 4
+    assert selection.select_epoch(epochs, "last")["epoch"] == 4
+    assert selection.select_epoch(epochs, "val_biased")["epoch"] == 2  # tie 0.97: the earliest epoch
+    assert selection.select_epoch(epochs, "val_unbiased")["epoch"] == 3  # never the test-best epoch 4
     with pytest.raises(ValueError):
-        tables.select_epoch(epochs, "test")
+        selection.select_epoch(epochs, "test")
+
+
+def test_a_record_keeps_the_confusion_matrices_its_rules_can_pick_after_every_epoch():
+    epochs = [{"epoch": 1, "val_biased/acc": 0.90, "val_unbiased/acc": 0.30, "test/acc": 0.31},
+              {"epoch": 2, "val_biased/acc": 0.97, "val_unbiased/acc": 0.50, "test/acc": 0.52},
+              {"epoch": 3, "val_biased/acc": 0.97, "val_unbiased/acc": 0.70, "test/acc": 0.69},
+              {"epoch": 4, "val_biased/acc": 0.95, "val_unbiased/acc": 0.60, "test/acc": 0.99},
+              {"epoch": 5, "val_biased/acc": 0.93, "val_unbiased/acc": 0.65, "test/acc": 0.70}]
+    kept: dict = {}
+    for i, e in enumerate(epochs):  # as training does: add the epoch's matrix, then prune
+        kept = selection.keep_selectable({**kept, str(e["epoch"]): [[e["epoch"]]]}, epochs[:i + 1])
+    assert set(kept) == {"2", "3", "5"} == {str(selection.select_epoch(epochs, r)["epoch"]) for r in selection.RULES}
+    assert kept["3"] == [[3]]  # each epoch keeps its own matrix
 
 
 def test_selection_over_configurations_uses_the_rules_validation_metric():
@@ -80,7 +94,7 @@ def test_selection_over_configurations_uses_the_rules_validation_metric():
 def test_plus_minus_is_what_the_header_says(records, error):
     table = tables.comparison(records, "val_unbiased", error)
     for method in ("baseline", "lnl"):
-        tests = [tables.select_epoch(r["epochs"], "val_unbiased")["test/acc"] for r in records
+        tests = [selection.select_epoch(r["epochs"], "val_unbiased")["test/acc"] for r in records
                  if r["status"] == "finished" and r["config"]["method"] == method and r["config"]["color_var"] == 0.02]
         row = table[(table["method"] == method) & (table["color_var"] == 0.02)].iloc[0]
         std = float(np.std(tests, ddof=1))

@@ -14,6 +14,7 @@ import lnl
 from lnl.config import ConfigError
 from lnl.methods import METHODS
 from lnl.records import EPOCH_KEYS
+from lnl.selection import selectable_epochs
 from conftest import Lines, REPO, pretrain_recipe
 
 PER_EPOCH_KEYS = {"epoch", "lr", "train/ce", "train/entropy", "bias/loss", "bias/acc", "val_biased/acc",
@@ -36,6 +37,8 @@ def test_each_method_trains_and_writes_its_record(method, tiny_config):
     cm = np.array(record["final"]["test/confusion"])
     assert cm.shape == (10, 10) and cm.sum() == 1000
     assert record["final"]["test/acc"] == pytest.approx(np.trace(cm) / 1000, abs=1e-6)
+    # the record keeps the confusion matrices of the epochs a selection rule picks, and no others
+    assert set(record["confusion"]) == {str(e) for e in selectable_epochs(record["epochs"])}
     # 40 steps on 2,000 images: the training distribution is learned well above chance (0.1)
     assert record["epochs"][-1]["val_biased/acc"] > 0.3
     assert record["timings"]["total_s"] > 0 and "torch" in record["env"]

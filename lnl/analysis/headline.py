@@ -3,7 +3,7 @@
 The systems are the methods the sweep file names (``sweeps/headline.yaml``: the paper's four; a method the
 paper did not run gets a row of ours without the paper's and the difference lines). Rows come from the runs
 the sweep file selects, finished runs only, one value per
-seed under a selection rule (:func:`lnl.report.tables.select_epoch`): ``last``, the final epoch, which uses
+seed under a selection rule (:func:`lnl.selection.select_epoch`): ``last``, the final epoch, which uses
 no unbiased data and is the headline's rule; ``val_unbiased``, each run's epoch of best unbiased validation
 accuracy, kept in the CSV for comparison.
 """
@@ -14,7 +14,7 @@ import statistics as st
 from typing import Any, Iterable
 
 from lnl.analysis.paper import LEVELS, paper
-from lnl.report.tables import select_epoch
+from lnl.selection import select_epoch
 
 PAPER_METHODS = ("baseline", "blind_eye", "gray", "lnl")  # the LNL paper's four systems (Fig. 4)
 RULES = ("last", "val_unbiased")

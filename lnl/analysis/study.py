@@ -12,7 +12,7 @@ from typing import Any
 
 from lnl.analysis.paper import paper
 from lnl.config import Config
-from lnl.report.tables import select_epoch
+from lnl.selection import select_epoch
 
 
 def axes(sweep: dict[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from lnl.commands import one_line_errors
 from lnl.report import load
 from lnl.report.build import build_report, command_line, publish_wandb
 from lnl.report.page import page_from_args
-from lnl.report.tables import RULES
+from lnl.selection import RULES
 from lnl.report.wandb_report import report_from_args
 from lnl.optuna_storage import mask_argv, mask_url
 

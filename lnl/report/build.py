@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from lnl.report import figures, recipe_cost, render, tables
+from lnl.selection import RULES
 
 
 def _sample_data(records: list[dict[str, Any]], color_var: float, log: Any) -> Any:
@@ -84,7 +85,7 @@ def _write_tables(records: list[dict[str, Any]], out: Path, error: str, written:
     """The comparison tables per selection rule (Markdown, LaTeX, one long CSV), the runs and the studies
     tables, written into ``out`` and appended to ``written``."""
     runs = tables.runs_frame(records)
-    tabs = {rule: tables.comparison(records, rule, error) for rule in tables.RULES}
+    tabs = {rule: tables.comparison(records, rule, error) for rule in RULES}
     md_tables = {rule: render.to_markdown(tab) for rule, tab in tabs.items()}
     for rule, tab in tabs.items():
         for suffix, text in (("md", md_tables[rule]), ("tex", render.to_latex(tab))):
@@ -154,7 +155,7 @@ def _readme(title: str, records: list[dict[str, Any]], runs: pd.DataFrame, md_ta
     if notes:
         lines += [notes.rstrip(), ""]
     lines += ["## Results", ""]
-    order = [primary] + [r for r in tables.RULES if r != primary]
+    order = [primary] + [r for r in RULES if r != primary]
     for rule in order:
         lines += [md_tables[rule], f"Also as [LaTeX](table_{rule}.tex); all rules in [results.csv](results.csv).",
                   ""]

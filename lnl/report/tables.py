@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RULES = ("last", "val_biased", "val_unbiased")
+from lnl.selection import RULE_METRIC, select_epoch
+
 RULE_TEXT = {
     "last": "final epoch of each run (configuration: best mean final val_biased/acc)",
     "val_biased": "epoch with the best biased validation accuracy (no unbiased data used)",
     "val_unbiased": "epoch with the best unbiased validation accuracy "
                     "(uses unbiased held-out data: an oracle-style rule)",
 }
-RULE_METRIC = {"last": "val_biased/acc", "val_biased": "val_biased/acc", "val_unbiased": "val_unbiased/acc"}
 PAPER_CSV = Path(__file__).resolve().parent.parent / "resources" / "paper_colored_mnist.csv"
 METHOD_ORDER = ("baseline", "blind_eye", "gray", "lnl")  # the paper's order (Fig. 4)
 
@@ -113,23 +112,6 @@ def epochs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             rows.append({"run_id": r["run_id"], "method": c["method"], "color_var": round(float(c["color_var"]), 3),
                          "seed": c.get("seed"), "status": r.get("status"), **e})
     return pd.DataFrame(rows)
-
-
-def select_epoch(epochs: list[dict[str, Any]], rule: str) -> dict[str, Any] | None:
-    """The epoch dict a rule picks from one run's epochs (None if it has none)."""
-    if rule not in RULES:
-        raise ValueError(f"unknown selection rule {rule!r}; rules: {', '.join(RULES)}")
-    usable = [e for e in epochs if e.get("test/acc") is not None]
-    if not usable:
-        return None
-    if rule == "last":
-        return max(usable, key=lambda e: e["epoch"])
-    key = RULE_METRIC[rule]
-    scored = [e for e in usable if e.get(key) is not None and math.isfinite(e[key])]
-    if not scored:
-        return None
-    best = max(e[key] for e in scored)
-    return min((e for e in scored if e[key] == best), key=lambda e: e["epoch"])
 
 
 def selected_runs(records: list[dict[str, Any]], rule: str) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 from lnl.records import EPOCH_KEYS
 from lnl.report import render, tables
+from lnl.selection import RULES
 from lnl.tracking import wandb_group
 
 #: What a training run logs to W&B: the per-epoch keys (history and summary), the confusion matrix's
@@ -85,7 +86,7 @@ def build(records: list[dict[str, Any]], entity: str, project: str, *, title: st
     blocks: list[Any] = [wr.P(intro)]
     if command:
         blocks.append(wr.MarkdownBlock(text=f"Re-build:\n\n```\n{command}\n```"))
-    for rule in tables.RULES:
+    for rule in RULES:
         blocks += [wr.H2(f"Selection rule: {rule}"),
                    wr.MarkdownBlock(text=render.to_markdown(tables.comparison(records, rule, error)))]
     if calibration:

@@ -28,6 +28,7 @@ from lnl.config import Config, ConfigError
 from lnl.data.tensors import DeviceData
 from lnl.methods import METHODS
 from lnl.records import EPOCH_KEYS, RunResult
+from lnl.selection import keep_selectable
 from lnl.training import run_folder
 from lnl.training.build import build_training, epoch_generator, load_data, lr_lambda
 from lnl.training.device import resolve_device, resolve_precision
@@ -135,6 +136,8 @@ def fit(run: Run, on_epoch: EpochCallback | None) -> tuple[str, str | None]:
         record["epochs"].append({k: metrics[k] for k in EPOCH_KEYS})
         record["confusion"][str(epoch + 1)] = confusion_matrix(run.data["test"].y.cpu().numpy(),
                                                                scores.pop("test/pred"))
+        # only the matrices a selection rule can still pick: the rest were half the store's bytes
+        record["confusion"] = keep_selectable(record["confusion"], record["epochs"])
         record["timings"]["epoch_s"].append(round(train_s, 3))
         record["timings"]["eval_s"].append(round(eval_s, 3))
         metrics = record["epochs"][-1]
