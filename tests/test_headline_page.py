@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from lnl.report.load import from_folders
-from lnl.report.page import MAX_FINDINGS, PageError, _findings, front_page
+from lnl.report.page import MAX_FINDINGS, PageError, _findings, front_page, headline_of
 
 PAGE = REPO / "reports" / "paper_reproduction"
 
@@ -14,7 +14,8 @@ PAGE = REPO / "reports" / "paper_reproduction"
 def test_the_committed_page_and_csv_rebuild_identically(monkeypatch):
     monkeypatch.chdir(REPO)  # the page names paths relative to the repository root
     records = from_folders(["results"], warn=lambda _: None)
-    readme, csv_text = front_page("sweeps/headline.yaml", records, "results", "reports/paper_reproduction",
+    readme, csv_text = front_page(headline_of("sweeps/headline.yaml", records, "results"), records, "results",
+                                  "reports/paper_reproduction",
                                   "sweeps/studies", "reports/paper_reproduction/findings.yaml", ["sweeps/fast.yaml"])
     assert readme == (PAGE / "README.md").read_text(encoding="utf-8"), \
         "README.md is stale: lnl-report --headline rebuilds it (see its Reproduce section)"

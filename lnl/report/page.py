@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -133,41 +133,53 @@ def build_headline_page(sweep_path: str | Path, records: list[dict[str, Any]], r
                         compare: list[str | Path] = ()) -> list[Path]:
     """Write the front page and everything it links to into ``out``; returns the front page's files.
     ``compare``: sweep files of other recipes, each set beside the headline on ``<stem>.md``."""
-    out = Path(out)
-    configs = sweep_configs(sweep_path, runs_dir)
-    chosen, systems = select(records, configs), headline.systems_of(c.method for c in configs)
+    out, h = Path(out), headline_of(sweep_path, records, runs_dir)
     for other in compare:
-        (out / f"{Path(other).stem}.md").write_text(compare_page(other, chosen, records, runs_dir), encoding="utf-8")
-    table, iso = headline.rows(chosen, systems), equal_baseline.table(chosen, systems=systems)
-    figures.accuracy_figure(table, out / "figures" / "accuracy_vs_color_var.png")
-    figures.equal_baseline(iso, out / "figures" / "equal_baseline.png")
+        (out / f"{Path(other).stem}.md").write_text(compare_page(other, h.chosen, records, runs_dir),
+                                                    encoding="utf-8")
+    figures.accuracy_figure(h.table, out / "figures" / "accuracy_vs_color_var.png")
+    figures.equal_baseline(h.iso, out / "figures" / "equal_baseline.png")
     (out / "equal_baseline.md").write_text("# At equal Baseline accuracy\n\n" + equal_baseline.__doc__.split("\n\n", 1)[1]
-                                           + "\n" + equal_baseline.markdown(iso), encoding="utf-8")
+                                           + "\n" + equal_baseline.markdown(h.iso), encoding="utf-8")
     if test_draw.BY_COLOR.is_file():
         (out / "test_draw").mkdir(parents=True, exist_ok=True)
         (out / "test_draw" / "reweight.md").write_text(test_draw.report(test_draw.load(test_draw.BY_COLOR)),
                                                        encoding="utf-8")
-    (out / "cost.md").write_text(cost_page({Path(sweep_path).stem: chosen}, records), encoding="utf-8")
+    (out / "cost.md").write_text(cost_page({Path(sweep_path).stem: h.chosen}, records), encoding="utf-8")
     if studies:
         build_study_pages(Path(studies), records, runs_dir, out)
-    readme, csv_text = front_page(sweep_path, records, runs_dir, out, studies, findings, compare)
+    readme, csv_text = front_page(h, records, runs_dir, out, studies, findings, compare)
     (out / "headline.csv").write_text(csv_text, encoding="utf-8")
     (out / "README.md").write_text(readme, encoding="utf-8")
     return [out / "README.md", out / "headline.csv"]
 
 
-def front_page(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
+class Headline(NamedTuple):
+    """What the headline sweep file selects from the store, computed once for all the pages that show it."""
+    sweep: Path
+    configs: list[Any]  # the sweep's run configs
+    chosen: list[dict[str, Any]]  # their records (finished or not)
+    systems: list[str]  # the display names, in the paper's order
+    table: list[dict[str, Any]]  # headline.rows: one row per system x sigma^2 x rule
+    iso: list[dict[str, Any]]  # equal_baseline.table
+
+
+def headline_of(sweep_path: str | Path, records: list[dict[str, Any]], runs_dir: str) -> Headline:
+    configs = sweep_configs(sweep_path, runs_dir)
+    chosen, systems = select(records, configs), headline.systems_of(c.method for c in configs)
+    return Headline(Path(sweep_path), configs, chosen, systems, headline.rows(chosen, systems),
+                    equal_baseline.table(chosen, systems=systems))
+
+
+def front_page(h: Headline, records: list[dict[str, Any]], runs_dir: str, out: str | Path,
                studies: str | Path | None = None, findings: str | Path | None = None,
                compare: list[str | Path] = ()) -> tuple[str, str]:
     """The text of README.md and of headline.csv (nothing written; ``out`` is where the pages the findings
     link to must already be, and the folder the page names in its command)."""
     out = Path(out)
-    configs = sweep_configs(sweep_path, runs_dir)
-    chosen, systems = select(records, configs), headline.systems_of(c.method for c in configs)
-    table = headline.rows(chosen, systems)
-    iso = equal_baseline.table(chosen, systems=systems)
+    configs, chosen, systems, table, iso = h.configs, h.chosen, h.systems, h.table, h.iso
     finished = sum(r.get("status") == "finished" for r in chosen)
-    sweep = Path(sweep_path).as_posix()
+    sweep = h.sweep.as_posix()
     lines = ["# Learning Not to Learn on Colored MNIST: the paper's table, reproduced", "",
              f"**Verdict.** {_verdict(table, iso)}", "",
              "Unbiased test accuracy (test digits in random palette colours), ours as mean ± std over seeds (n) "
