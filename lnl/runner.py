@@ -77,18 +77,23 @@ def _device_kind(cfg: Config) -> str:
         return "cpu"
 
 
-def epoch_seconds(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+def epoch_seconds(records: list[dict[str, Any]], machine: str | None = None) -> dict[tuple[str, str], float]:
     """Median seconds per epoch (training plus evaluation) of finished full-data records, per (method, device
-    kind): what an epoch costs on the machines that trained the store."""
+    kind): what an epoch costs on the machines that trained the store. With ``machine`` (a device name as
+    records keep it, e.g. ``AMD EPYC (AVX-512 bf16)``), a (method, kind) that machine has timed is priced from
+    its own records alone: the store mixes CPUs 2-4x apart, and a dry run prices the machine it runs on."""
     per: dict[tuple[str, str], list[float]] = {}
+    mine: dict[tuple[str, str], list[float]] = {}
     for rec in records:
-        cfg, timings = rec.get("config") or {}, rec.get("timings") or {}
+        cfg, timings, env = rec.get("config") or {}, rec.get("timings") or {}, rec.get("env") or {}
         if rec.get("status") != "finished" or cfg.get("train_size") or not timings.get("epoch_s"):
             continue
-        kind = str((rec.get("env") or {}).get("device", "cpu")).split(":")[0]
+        key = (cfg.get("method"), str(env.get("device", "cpu")).split(":")[0])
         seconds = [a + b for a, b in zip(timings["epoch_s"], timings.get("eval_s") or [0] * len(timings["epoch_s"]))]
-        per.setdefault((cfg.get("method"), kind), []).append(statistics.median(seconds))
-    return {key: statistics.median(values) for key, values in per.items()}
+        per.setdefault(key, []).append(statistics.median(seconds))
+        if machine and env.get("device_name") == machine:
+            mine.setdefault(key, []).append(statistics.median(seconds))
+    return {key: statistics.median(mine.get(key) or values) for key, values in per.items()}
 
 
 def estimate_s(job: Job, per_epoch: dict[tuple[str, str], float]) -> float | None:
@@ -111,7 +116,8 @@ def cost_line(todo: list[Job], per_epoch: dict[tuple[str, str], float], jobs: in
         text += f" (≈ {total_h / jobs:.1f} h wall with {jobs} workers if they scale; on a CPU they share its cores)"
     if unknown:
         text += f"; {unknown} run(s) of a method/device no finished record has timed"
-    return text + " (median epoch time of the finished records per method and device kind)"
+    return text + (" (median epoch time of the finished records per method and device kind, this machine's own "
+                   "where it has timed the method)")
 
 
 def train_waves(configs: list[Config], todo: list[Job], args: Any) -> int:

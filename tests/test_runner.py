@@ -36,6 +36,16 @@ def test_the_estimate_prices_missing_epochs_from_finished_records(tmp_path):
     assert cost_line(plan([long])[1], {}, 1).startswith("no estimate")
 
 
+def test_the_estimate_prefers_the_records_of_the_machine_it_runs_on():
+    def rec(name, seconds):
+        return {"status": "finished", "config": {"method": "lnl"}, "env": {"device": "cpu", "device_name": name},
+                "timings": {"epoch_s": [seconds] * 3}}
+    store = [rec("fast CPU", 10.0), rec("fast CPU", 10.0), rec("slow CPU", 30.0)]
+    assert epoch_seconds(store) == {("lnl", "cpu"): 10.0}                   # all machines: the store's median
+    assert epoch_seconds(store, "slow CPU") == {("lnl", "cpu"): 30.0}       # the one it runs on
+    assert epoch_seconds(store, "a CPU never timed") == {("lnl", "cpu"): 10.0}
+
+
 def test_dry_run_lists_the_dependencies_and_trains_nothing(tmp_path, capsys):
     code = run_sweep.main([str(REPO / "sweeps" / "headline.yaml"), "--runs-dir", str(tmp_path), "--dry-run",
                            "--filter", "method=lnl", "color_var=0.02", "seed=0"])

@@ -35,6 +35,7 @@ from lnl.config import ConfigError
 from lnl.config_files import parse_pairs
 from lnl.runner import cost_line, epoch_seconds, load_records, plan, same_value, train_waves
 from lnl.report.select import index, sweep_configs
+from lnl.training.device import cpu_model
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     deps = [j for j in todo if j.dependency]
     print(f"{len(configs)} runs in {args.sweep} ({done} done, {len(configs) - done} to run"
           + (f", after {len(deps)} pretrained run(s) they start from" if deps else "") + f") -> {args.runs_dir}")
-    print(cost_line(todo, epoch_seconds(store), args.jobs))
+    print(cost_line(todo, epoch_seconds(store, cpu_model()), args.jobs))
     if args.dry_run:
         for job in deps + jobs:
             print(f"  {job.state:<9} {job.recorded_as or job.run_id}"
