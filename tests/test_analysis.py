@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import REPO
-from lnl.analysis import equal_baseline, figures, headline, study
+from lnl.analysis import equal_baseline, figures, headline, protocol, study
 from lnl.analysis.paper import paper
 from lnl.config import Config
 from lnl.report.select import pairs, select, selection_key
@@ -55,6 +55,19 @@ def test_a_method_the_paper_did_not_run_gets_a_row_of_ours_only(tmp_path):
     assert [r["method"] for r in iso] == ["lnl"]               # no paper curve to set LfF against
     assert figures.accuracy_figure(table, tmp_path / "a.png").stat().st_size > 0
     assert figures.equal_baseline(iso, tmp_path / "e.png").stat().st_size > 0   # one panel
+
+
+def test_the_protocol_note_measures_the_colour_conflicting_share_for_label_free_methods():
+    low, high = protocol.conflicting_share(0.02, n=20_000), protocol.conflicting_share(0.05, n=20_000)
+    assert 0 < low < high < 0.9                          # more jitter, more colours nearer another digit's mean
+    assert protocol.conflicting_share(1e-6, n=20_000) == 0.0   # no jitter: every colour is its own digit's
+    assert protocol.conflicting_share(0.02, n=20_000, seed=3) == protocol.conflicting_share(0.02, n=20_000, seed=3)
+    assert protocol.note((("Baseline", "baseline"), ("LNL", "lnl"))) == ""   # the paper's systems: no note
+    one = protocol.note((("LNL", "lnl"), ("LfF", "lff")), levels=(0.05, 0.02))
+    assert one.startswith("LfF finds the bias") and "(σ² 0.020) to" in one and "up-weight." in one
+    assert "ReBias" not in one
+    both = protocol.note((("LfF", "lff"), ("ReBias", "rebias")), levels=(0.02, 0.05))
+    assert both.startswith("LfF and ReBias find") and both.endswith("from a perfect score.")
 
 
 def test_the_papers_curve_is_interpolated_between_its_own_points():

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from lnl.analysis import equal_baseline, figures, headline, recipe_compare, study, test_colors, test_draw
+from lnl.analysis import equal_baseline, figures, headline, protocol, recipe_compare, study, test_colors, test_draw
 from lnl.errors import UserError
 from lnl.report import recipe_cost
 from lnl.report.select import pairs, select, sweep_configs
@@ -180,12 +180,14 @@ def front_page(h: Headline, records: list[dict[str, Any]], runs_dir: str, out: s
     configs, chosen, systems, table, iso = h.configs, h.chosen, h.systems, h.table, h.iso
     finished = sum(r.get("status") == "finished" for r in chosen)
     sweep = h.sweep.as_posix()
+    label_free = protocol.note(systems)  # what the protocol leaves LfF / ReBias, when the sweep runs them
     lines = ["# Learning Not to Learn on Colored MNIST: the paper's table, reproduced", "",
              f"**Verdict.** {_verdict(table, iso)}", "",
              "Unbiased test accuracy (test digits in random palette colours), ours as mean ± std over seeds (n) "
              "beside the paper (Kim et al., CVPR 2019, Fig. 4). Selection rule: `last`, the final epoch of each run "
              "(no unbiased data chose anything); the `val_unbiased` pick is in [headline.csv](headline.csv).", "",
              headline.markdown(table), headline.bias_knowledge(systems), "",
+             *([label_free, ""] if label_free else []),
              f"{finished} of {len(configs)} runs of [`{sweep}`](../../{sweep}) are finished; a missing cell "
              "or n < 3 is a run still to train.", "",
              "![accuracy against σ², ours solid, the paper dashed](figures/accuracy_vs_color_var.png)", "",
