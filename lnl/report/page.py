@@ -159,7 +159,7 @@ class Headline(NamedTuple):
     sweep: Path
     configs: list[Any]  # the sweep's run configs
     chosen: list[dict[str, Any]]  # their records (finished or not)
-    systems: list[str]  # the display names, in the paper's order
+    systems: tuple[tuple[str, str], ...]  # (display name, method) per system, in the sweep file's order
     table: list[dict[str, Any]]  # headline.rows: one row per system x sigma^2 x rule
     iso: list[dict[str, Any]]  # equal_baseline.table
 
