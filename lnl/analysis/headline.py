@@ -34,6 +34,11 @@ def systems_of(methods: Iterable[str] = PAPER_METHODS) -> tuple[tuple[str, str],
     return tuple((METHODS.get(m).display_name or m, m) for m in dict.fromkeys(methods))
 
 
+def and_list(names: list[str]) -> str:
+    """``["A"]`` -> ``"A"``; ``["A", "B", "C"]`` -> ``"A, B and C"``: system names in a sentence."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def bias_knowledge(systems: Iterable[tuple[str, str]] | None = None) -> str:
     """One sentence: what each system knows of the bias (each method's ``bias_knowledge``), e.g. "BlindEye
     and LNL train against each pixel's colour label (bias labels); Gray knows ...; Baseline uses no bias labels"."""
@@ -46,7 +51,7 @@ def bias_knowledge(systems: Iterable[tuple[str, str]] | None = None) -> str:
     for kind, (one, several, rest) in _KNOWLEDGE.items():
         names = sorted(groups.get(kind, []))
         if names:
-            who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            who = and_list(names)
             parts.append(f"{who} {one if len(names) == 1 else several} {rest}")
     return "What each system knows of the bias: " + "; ".join(parts) + "."
 

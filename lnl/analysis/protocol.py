@@ -15,10 +15,13 @@ from typing import Iterable
 
 import numpy as np
 
+from lnl.analysis import headline
 from lnl.analysis.paper import LEVELS
 
-# the registry keys of the methods that find the bias without bias labels (the page adds the note for them)
-LABEL_FREE_DEBIASING = ("lff", "rebias")
+# the methods that find the bias without bias labels (registry key -> what the jitter leaves it); the page
+# adds the note when the sweep runs one of them
+LABEL_FREE_DEBIASING = {"lff": "what LfF can up-weight",
+                        "rebias": "what keeps ReBias's colour-only network from a perfect score"}
 
 
 def conflicting_share(color_var: float, palette: str = "default", noise: str = "per_channel_var",
@@ -44,11 +47,10 @@ def note(systems: Iterable[tuple[str, str]], levels: Iterable[float] = LEVELS) -
     levels = sorted(levels)
     low, high = conflicting_share(levels[0]), conflicting_share(levels[-1])
     names = [name for name, _ in present]
-    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    uses = {"lff": "what LfF can up-weight", "rebias": "what keeps ReBias's colour-only network from a perfect score"}
+    who = headline.and_list(names)
     return (f"{who} {'finds' if len(names) == 1 else 'find'} the bias without its labels, and "
             f"{'was' if len(names) == 1 else 'were'} shown on Colored MNIST variants that keep bias-conflicting "
             "digits (a digit in another digit's colour). This training set has none: only the colour jitter puts "
             f"{low:.0%} (σ² {levels[0]:.3f}) to {high:.0%} (σ² {levels[-1]:.3f}) of the training images nearer "
             "another digit's mean colour than their own, the images a colour-only classifier gets wrong: "
-            + ", and ".join(uses[method] for _, method in present) + ".")
+            + ", and ".join(LABEL_FREE_DEBIASING[method] for _, method in present) + ".")
