@@ -49,7 +49,7 @@ def plain(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def _to_bool(raw: Any) -> bool:
+def to_bool(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip().lower()
@@ -94,7 +94,7 @@ def _to_list(raw: Any) -> list[str]:
     return [str(v) for v in raw]
 
 
-_CONVERTERS: dict[Any, Callable[[Any], Any]] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+_CONVERTERS: dict[Any, Callable[[Any], Any]] = {bool: to_bool, int: _to_int, float: _to_float, str: _to_str}
 _KINDS = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
 
 

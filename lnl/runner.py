@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lnl.config import Config
+from lnl.config_values import to_bool
 from lnl.accel.pool import train_pool
 from lnl.records import RECORD, read_record
 from lnl.report.load import from_folders
@@ -143,9 +144,15 @@ def load_records(runs_dir: str) -> list:
 
 
 def same_value(value: object, text: str) -> bool:
-    """A config value equals a ``--filter`` value given as text (``0.02`` matches ``0.020``)."""
+    """A config value equals a ``--filter`` value given as text, read as ``--set`` reads it (``0.02`` matches
+    ``0.020``, ``false`` matches ``False``)."""
     if str(value) == text:
         return True
+    if isinstance(value, bool):
+        try:
+            return value == to_bool(text)
+        except ValueError:
+            return False
     try:
         return float(value) == float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):

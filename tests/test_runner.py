@@ -9,7 +9,7 @@ import json
 from conftest import REPO
 from lnl.commands import run_sweep
 from lnl.config import Config
-from lnl.runner import cost_line, epoch_seconds, estimate_s, plan
+from lnl.runner import cost_line, epoch_seconds, estimate_s, plan, same_value
 
 
 def test_pretrained_runs_come_first_and_once(tmp_path):
@@ -44,6 +44,12 @@ def test_the_estimate_prefers_the_records_of_the_machine_it_runs_on():
     assert epoch_seconds(store) == {("lnl", "cpu"): 10.0}                   # all machines: the store's median
     assert epoch_seconds(store, "slow CPU") == {("lnl", "cpu"): 30.0}       # the one it runs on
     assert epoch_seconds(store, "a CPU never timed") == {("lnl", "cpu"): 10.0}
+
+
+def test_a_filter_value_is_read_as_set_reads_it():
+    assert same_value(0.02, "0.020") and same_value(3, "3") and same_value("lnl", "lnl")
+    assert same_value(False, "false") and same_value(False, "False") and same_value(True, "yes")
+    assert not same_value(False, "true") and not same_value(True, "maybe") and not same_value(0.02, "0.03")
 
 
 def test_dry_run_lists_the_dependencies_and_trains_nothing(tmp_path, capsys):
