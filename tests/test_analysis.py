@@ -155,7 +155,14 @@ def test_a_recipe_beside_the_headline_is_held_to_the_criterion_per_level_and_see
     page = recipe_compare.markdown(list(table.values()), "fast")
     assert "| LNL | 0.020 | s0 0.8360, s1 0.8360, s2 0.8360 | 0.8360 | s0 0.8400, s1 0.8500, s2 0.8300 |" in page
     good = [r for r in table.values() if r["meets"]]
-    assert recipe_compare.verdict(good, "fast") == "`fast` meets the criterion at σ² 0.020."
+    # LNL met at 0.020 but no Baseline judged there: the level is not met (a calibration row is part of it)
+    assert recipe_compare.verdict(good, "fast") == ("`fast` cannot be judged yet: the criterion needs 3 seeds of "
+                                                    "LNL and Baseline on both sides (σ² 0.020).")
+    both = [dict(table[("baseline", 0.02)], meets=True), table[("lnl", 0.02)], table[("baseline", 0.05)]]
+    assert recipe_compare.verdict(both, "fast", [0.02, 0.035, 0.05]) == (
+        "`fast` meets the criterion at σ² 0.020; σ² 0.035, 0.050 not yet judged (fewer than 3 seeds of LNL or "
+        "Baseline on a side).")
+    assert recipe_compare.verdict(both[:2], "fast") == "`fast` meets the criterion at σ² 0.020."
     assert "cannot be judged yet" in recipe_compare.verdict([], "fast")
 
 

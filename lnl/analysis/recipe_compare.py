@@ -8,12 +8,13 @@ accuracies at the epoch the headline's rule (``last``) selects; nothing here is 
 from __future__ import annotations
 
 import statistics as st
-from typing import Any
+from typing import Any, Iterable
 
 from lnl.analysis.headline import PAPER_METHODS, seed_values, systems_of
 
 LNL_MARGIN = 0.005
 BASELINE_TOLERANCE = 0.01
+JUDGED = {"lnl", "baseline"}  # the systems the criterion holds a level to
 RULE = "last"
 
 
@@ -46,17 +47,26 @@ def _meets(method: str, diff: float | None, n: int, n_ref: int) -> bool | None:
     return None
 
 
-def verdict(table: list[dict[str, Any]], name: str) -> str:
-    """One sentence: whether ``name`` meets the criterion at every level where it can be judged."""
-    judged = [r for r in table if r["meets"] is not None]
-    if not judged:
-        return f"`{name}` cannot be judged yet: the criterion needs 3 seeds of LNL and Baseline on both sides."
-    failed = [r for r in judged if not r["meets"]]
-    levels = ", ".join(f"{cv:.3f}" for cv in sorted({r["color_var"] for r in judged}))
-    if not failed:
-        return f"`{name}` meets the criterion at σ² {levels}."
-    return f"`{name}` misses the criterion at " + ", ".join(
-        f"{r['system']} σ² {r['color_var']:.3f} ({r['diff']:+.4f})" for r in failed) + "."
+def verdict(table: list[dict[str, Any]], name: str, levels: Iterable[float] = ()) -> str:
+    """One sentence: where ``name`` misses the criterion, else the levels where it meets it and those not yet
+    judged. A level is met only when every system the criterion names (:data:`JUDGED`) is judged there and
+    holds: an LNL row alone, or a Baseline row alone, says nothing of the level. ``levels``: the σ² the
+    candidate's sweep covers, so that a level without any finished run is named as not yet judged."""
+    failed = [r for r in table if r["meets"] is False]
+    if failed:
+        return f"`{name}` misses the criterion at " + ", ".join(
+            f"{r['system']} σ² {r['color_var']:.3f} ({r['diff']:+.4f})" for r in failed) + "."
+    met_by_level: dict[float, set[str]] = {}
+    for r in table:
+        met_by_level.setdefault(round(r["color_var"], 3), set()).update([r["method"]] if r["meets"] else [])
+    met = sorted(cv for cv, methods in met_by_level.items() if methods >= JUDGED)
+    pending = sorted(({round(cv, 3) for cv in levels} | set(met_by_level)) - set(met))
+    waiting = "σ² " + ", ".join(f"{cv:.3f}" for cv in pending)
+    if not met:
+        return (f"`{name}` cannot be judged yet: the criterion needs 3 seeds of LNL and Baseline on both sides"
+                + (f" ({waiting})." if pending else "."))
+    text = f"`{name}` meets the criterion at σ² " + ", ".join(f"{cv:.3f}" for cv in met)
+    return text + (f"; {waiting} not yet judged (fewer than 3 seeds of LNL or Baseline on a side)." if pending else ".")
 
 
 def markdown(table: list[dict[str, Any]], name: str, reference: str = "headline") -> str:

@@ -224,8 +224,10 @@ def front_page(h: Headline, records: list[dict[str, Any]], runs_dir: str, out: s
 def _faster(other: str | Path, records: list[dict[str, Any]], chosen: list[dict[str, Any]], runs_dir: str) -> str:
     """The front page's line for another recipe's sweep file: its page and its verdict."""
     name, path = Path(other).stem, Path(other).as_posix()
-    against = recipe_compare.rows(select(records, sweep_configs(other, runs_dir)), chosen)
-    return f"A faster recipe, [`{name}`]({name}.md) ([`{path}`](../../{path})): {recipe_compare.verdict(against, name)}\n"
+    configs = sweep_configs(other, runs_dir)
+    against = recipe_compare.rows(select(records, configs), chosen)
+    said = recipe_compare.verdict(against, name, {c.color_var for c in configs})
+    return f"A faster recipe, [`{name}`]({name}.md) ([`{path}`](../../{path})): {said}\n"
 
 
 def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], records: list[dict[str, Any]],
@@ -236,6 +238,8 @@ def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], record
     found = pairs(records, sweep_configs(sweep_path, runs_dir))
     chosen = select(records, [cfg for cfg, _ in found])
     table = recipe_compare.rows(chosen, reference)
+    said = recipe_compare.verdict(table, name, {cfg.color_var for cfg, _ in found})
+
     def cell(r: dict[str, Any]) -> tuple[str, float]:
         return r["config"]["method"], round(float(r["config"]["color_var"]), 3)
 
@@ -244,7 +248,7 @@ def compare_page(sweep_path: str | Path, reference: list[dict[str, Any]], record
     done = sum(r.get("status") == "finished" for r in chosen)
     return "\n".join([
         f"# Recipe `{name}` beside the headline", "", f"**Question.** {question(sweep_path)}", "",
-        f"**Verdict.** {recipe_compare.verdict(table, name)}", "", recipe_compare.markdown(table, name),
+        f"**Verdict.** {said}", "", recipe_compare.markdown(table, name),
         f"{done} of {len(found)} runs of [`{Path(sweep_path).as_posix()}`](../../{Path(sweep_path).as_posix()}) are "
         f"finished (`lnl-run-sweep {Path(sweep_path).as_posix()} --runs-dir {runs_dir}` trains the rest).", "",
         "## What each cell cost", "",
