@@ -117,11 +117,8 @@ def test_demo_lnl_starts_from_the_baseline_the_demo_trains_first():
     """The demo trains the Baseline, then LNL from it (recipe fast's init_from): the LNL run must find that
     Baseline by its run id, at either training-set size, or the demo would train a second Baseline."""
     from lnl.commands import demo
-    from lnl.config import Config
 
     for size in (None, demo.FP32_CPU_TRAIN_SIZE):
-        common = {"recipe": demo.RECIPE, "color_var": demo.COLOR_VAR, "runs_dir": "runs/demo", "tags": ["demo"],
-                  "train_size": size}
-        lnl = Config.from_dict({**common, "method": "lnl"})
+        lnl = demo.run_config("lnl", size)
         assert lnl.init_from == "baseline"
-        assert lnl.init_config().default_run_id() == Config.from_dict({**common, "method": "baseline"}).default_run_id()
+        assert lnl.init_config().default_run_id() == demo.run_config("baseline", size).default_run_id()

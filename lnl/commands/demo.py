@@ -37,6 +37,12 @@ def train_size() -> int | None:
     return FP32_CPU_TRAIN_SIZE if device.type == "cpu" and resolve_precision("auto", device) == "fp32" else None
 
 
+def run_config(method: str, size: int | None) -> Config:
+    """The demo's run of ``method`` on ``size`` training images (None: all of them)."""
+    return Config.from_dict({"recipe": RECIPE, "method": method, "color_var": COLOR_VAR, "runs_dir": str(RUNS),
+                             "cache_dir": str(DATA), "resume": True, "tags": ["demo"], "train_size": size})
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     del argv  # no flags
@@ -49,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if size:
         print(f"demo: this CPU has no fast bf16 (fp32): training on the first {size:,} training images")
     for method in ("baseline", "lnl"):
-        cfg = Config.from_dict({"recipe": RECIPE, "method": method, "color_var": COLOR_VAR,
-                                "runs_dir": str(RUNS), "cache_dir": str(DATA), "resume": True,
-                                "tags": ["demo"], "train_size": size})
+        cfg = run_config(method, size)
         print(f"\ndemo: training {method} ({cfg.epochs} epochs)", flush=True)
         results[method] = train(cfg)
     epochs = results["lnl"].epochs[-1]["epoch"] if results["lnl"].epochs else 0
