@@ -100,6 +100,9 @@ class Config:
     val_eval_size: Optional[int] = result(None, "evaluate on only the first N images of val_biased and val_unbiased "
                                                 "(quick runs, tests: with a few thousand training images the two "
                                                 "5,000-image validation splits cost as much as the training)")
+    eval_every: int = result(1, "score val_biased, val_unbiased and test after every N-th epoch and after the last; "
+                                "0: after the last only. Epochs in between record no accuracy, so a selection rule "
+                                "picks among the scored ones (the demo: 0, a minute or two less on a 2-core CPU)")
 
     # --- optimization -----------------------------------------------------------------------------
     epochs: int = result(10, "training epochs")

@@ -21,7 +21,7 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(key, f"must be a finite number > 0; got {value}")
     non_negative = {"weight_decay": cfg.weight_decay, "lambda": cfg.lambda_, "mu": cfg.mu, "alpha": cfg.alpha,
                     "hsic_weight": cfg.hsic_weight, "warmup_epochs": cfg.warmup_epochs, "val_size": cfg.val_size,
-                    "lr_gamma": cfg.lr_gamma}
+                    "lr_gamma": cfg.lr_gamma, "eval_every": cfg.eval_every}
     for key, value in non_negative.items():
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(key, f"must be a finite number >= 0; got {value}")

@@ -115,7 +115,8 @@ class WandbTracker:
             run.define_metric(key, step_metric="epoch", summary=rule)
 
     def log(self, metrics: dict[str, Any]) -> None:
-        self._safe(self.run.log, dict(metrics))
+        # An epoch that was not scored (eval_every) has no accuracies: W&B leaves a gap in those charts.
+        self._safe(self.run.log, {k: v for k, v in metrics.items() if v is not None})
 
     def log_samples(self, data: Any) -> None:
         """A grid of training and test images (one row per digit), so a reader sees the bias."""

@@ -65,6 +65,7 @@ BAD_INPUTS = [
     (["--gce-q", "1.5"], "gce_q"),
     (["--loss-ema", "1"], "loss_ema"),
     (["--hsic-weight", "-0.5"], "hsic_weight"),
+    (["--eval-every", "-1"], "eval_every"),
     (["--optimizer", "rmsprop"], "optimizer"),
     (["--precision", "fp8"], "precision"),
     (["--bias-probe", "maybe"], "bias_probe"),

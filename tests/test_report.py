@@ -456,3 +456,32 @@ def test_a_run_resumed_on_another_machine_is_priced_per_machine():
     assert math.isclose(recipe_cost.phase_minutes(legacy)[0], (18 * 2.4 + 2 * 24.0) / 60)
     busy = {"epochs": [dict(e, **{"time/epoch_s": 20.0 if e["epoch"] < 20 else 140.0}) for e in epochs], "env": cpu}
     assert recipe_cost.where(busy) == "AMD EPYC (AVX-512 bf16), bf16, 2 threads"   # a slow epoch: still one CPU
+
+
+def test_a_report_of_runs_scored_after_their_last_epoch_only(records, tmp_path):
+    """eval_every 0 (the demo's runs): the epochs before the last have no accuracies; every table and figure
+    is still written, and each run reads its last epoch."""
+    import copy
+
+    sparse = copy.deepcopy(records)
+    for r in sparse:
+        for e in r["epochs"][:-1]:
+            e.update(dict.fromkeys(("bias/acc", "bias/acc_biased", "val_biased/acc", "val_unbiased/acc",
+                                    "test/acc")), **{"time/eval_s": 0.0})
+        last = str(r["epochs"][-1]["epoch"]) if r["epochs"] else None
+        r["confusion"] = {k: v for k, v in r["confusion"].items() if k == last}
+    written = build_report(sparse, tmp_path / "rep", pdf=False)
+    assert (tmp_path / "rep" / "figures" / "training_curves.png").stat().st_size > 5000
+    full, last_only = (tables.comparison(rs, "last") for rs in (records, sparse))
+    assert full[["mean", "n"]].equals(last_only[["mean", "n"]]) and written
+
+
+def test_evaluation_minutes_count_the_scored_epochs_only():
+    """A run scored after some epochs only (eval_every) records 0 s of evaluation for the others: the phase's
+    evaluation minutes are its scored epochs' median times their count, not the median of all times all."""
+    from lnl.report import recipe_cost
+
+    record = {"env": {"device": "cpu", "device_name": "x", "precision": "fp32", "threads": 2},
+              "epochs": [{"epoch": i + 1, "time/epoch_s": 30.0, "time/eval_s": 0.0 if i < 3 else 6.0}
+                         for i in range(4)]}
+    assert recipe_cost.phase_minutes(record) == (4 * 30 / 60, 6 / 60)

@@ -63,6 +63,27 @@ def test_same_seed_same_numbers(tiny_config):
     assert strip(a.epochs) != strip(c.epochs)
 
 
+def test_eval_every_scores_fewer_epochs_and_trains_the_same(tiny_config):
+    """eval_every N scores every N-th epoch and the last (0: the last only); the training is the same run."""
+    runs = {n: lnl.train(tiny_config(method="lnl", run_id=f"e{n}", epochs=3, train_size=1000, eval_every=n))
+            for n in (1, 2, 0)}
+    scored = {n: [e["epoch"] for e in r.epochs if e["test/acc"] is not None] for n, r in runs.items()}
+    assert scored == {1: [1, 2, 3], 2: [2, 3], 0: [3]}
+    train_keys = ("train/ce", "train/entropy", "bias/loss")
+    for n in (2, 0):
+        assert [[e[k] for k in train_keys] for e in runs[n].epochs] == \
+               [[e[k] for k in train_keys] for e in runs[1].epochs]
+        assert runs[n].final["test/acc"] == runs[1].final["test/acc"]
+        assert runs[n].final["test/confusion"] == runs[1].final["test/confusion"]
+    unscored = runs[0].epochs[0]
+    assert all(unscored[k] is None for k in ("val_biased/acc", "val_unbiased/acc", "test/acc", "bias/acc"))
+    assert unscored["time/eval_s"] == 0.0
+    record = json.loads((runs[0].run_dir / "record.json").read_text())
+    assert set(record["confusion"]) == {"3"}  # no matrix for an epoch that was not scored
+    assert runs[0].run_dir.name == "e0" and tiny_config(eval_every=0).default_run_id() != \
+        tiny_config().default_run_id()  # what the record holds differs, so the run's identity does
+
+
 def test_non_finite_loss_is_recorded_as_diverged(tiny_config):
     result = lnl.train(tiny_config(method="baseline", lr=1e8, momentum=0.0, epochs=3))
     assert result.status == "diverged" and "non-finite" in result.reason

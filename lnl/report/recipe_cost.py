@@ -68,12 +68,13 @@ def where(record: dict[str, Any]) -> str:
 
 def phase_minutes(record: dict[str, Any]) -> tuple[float, float]:
     """(training, evaluation) minutes of ``record``'s epochs: per stretch on one machine, the median per epoch
-    times their count."""
+    times their count; evaluation counts the scored epochs only (``eval_every`` may skip some: 0 s recorded)."""
     parts = stretches(record)
     if not parts:
         return float("nan"), float("nan")
     train = sum(float(np.median([e.get("time/epoch_s", 0.0) for e in p])) * len(p) for _, p in parts)
-    evaluation = sum(float(np.median([e.get("time/eval_s", 0.0) for e in p])) * len(p) for _, p in parts)
+    scored = [[e["time/eval_s"] for e in p if e.get("time/eval_s")] for _, p in parts]
+    evaluation = sum(float(np.median(s)) * len(s) for s in scored if s)
     return train / 60, evaluation / 60
 
 

@@ -223,9 +223,12 @@ def time_to_accuracy(records: list[dict[str, Any]], metric: str = "val_unbiased/
         if target is None or len(runs) < 2 or method == "baseline":  # the baseline's row is no target to reach
             continue
         length = min(len(r["epochs"]) for r in runs)
-        curves = np.array([[e.get(metric, np.nan) for e in r["epochs"][:length]] for r in runs])
-        tests = np.array([[e.get("test/acc", np.nan) for e in r["epochs"][:length]] for r in runs])
+        # dtype float: an epoch that was not scored (eval_every) holds None, read as NaN
+        curves = np.array([[e.get(metric) for e in r["epochs"][:length]] for r in runs], dtype=float)
+        tests = np.array([[e.get("test/acc") for e in r["epochs"][:length]] for r in runs], dtype=float)
         mean_curve = curves.mean(axis=0)
+        if np.isnan(mean_curve).all():
+            continue
         reached = np.flatnonzero(mean_curve >= target)
         at = int(reached[0]) if reached.size else int(np.nanargmax(mean_curve))
         minutes = []

@@ -127,15 +127,16 @@ def fit(run: Run, on_epoch: EpochCallback | None) -> tuple[str, str | None]:
     for epoch in range(run.start_epoch, cfg.epochs):
         lr = run.method.opt_fg.param_groups[0]["lr"]  # the learning rate this epoch starts with
         means, train_s = train_one_epoch(run, step, epoch)
-        scores, eval_s = evaluate_splits(run)
+        scores, eval_s = evaluate_splits(run) if scored_epoch(cfg, epoch) else (dict.fromkeys(SCORE_KEYS), 0.0)
         metrics = {"epoch": epoch + 1, "lr": lr, **{k: means.get(k) for k in ("train/ce", "train/entropy",
                                                                               "bias/loss")},
                    **scores, "unlearning": int(run.method.unlearns and epoch >= cfg.warmup_epochs),
                    "throughput": len(run.data["train"]) / train_s if means else 0,
                    "time/epoch_s": round(train_s, 3), "time/eval_s": round(eval_s, 3)}
         record["epochs"].append({k: metrics[k] for k in EPOCH_KEYS})
-        record["confusion"][str(epoch + 1)] = confusion_matrix(run.data["test"].y.cpu().numpy(),
-                                                               scores.pop("test/pred"))
+        if scores["test/pred"] is not None:
+            record["confusion"][str(epoch + 1)] = confusion_matrix(run.data["test"].y.cpu().numpy(),
+                                                                   scores["test/pred"])
         # only the matrices a selection rule can still pick: the rest were half the store's bytes
         record["confusion"] = keep_selectable(record["confusion"], record["epochs"])
         record["timings"]["epoch_s"].append(round(train_s, 3))
@@ -181,6 +182,17 @@ def train_one_epoch(run: Run, step: Callable[..., dict[str, torch.Tensor]], epoc
             bar.set_postfix(ce=f"{(sums['train/ce'] / n_steps).item():.3f}")
     bar.close()
     return {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}, time.perf_counter() - t0
+
+
+SCORE_KEYS = ("bias/acc", "bias/acc_biased", "val_biased/acc", "val_unbiased/acc", "test/acc", "test/pred")
+
+
+def scored_epoch(cfg: Config, epoch: int) -> bool:
+    """Whether ``epoch`` (0-based) is scored on the validation and test splits: every ``eval_every``-th and the
+    last (``eval_every`` 0: the last only). Scoring does not touch the weights, the optimizers or the batch
+    order, so a run trains the same whichever epochs it scores."""
+    last = epoch + 1 == cfg.epochs
+    return last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
 
 
 def evaluate_splits(run: Run) -> tuple[dict[str, Any], float]:
