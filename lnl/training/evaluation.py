@@ -36,6 +36,18 @@ def evaluate(model: LNLNet, data: DeviceData, split: str, autocast: Callable[[],
     return {"acc": acc, "pred": pred.cpu().numpy(), "bias_acc": float(bias_acc)}
 
 
+# what evaluate_splits (lnl.training.loop) returns: None for each in an epoch that is not scored
+SCORE_KEYS = ("bias/acc", "bias/acc_biased", "val_biased/acc", "val_unbiased/acc", "test/acc", "test/pred")
+
+
+def scored_epoch(cfg: Config, epoch: int) -> bool:
+    """Whether ``epoch`` (0-based) is scored on the validation and test splits: every ``eval_every``-th and the
+    last (``eval_every`` 0: the last only). Scoring does not touch the weights, the optimizers or the batch
+    order, so a run trains the same whichever epochs it scores."""
+    last = epoch + 1 == cfg.epochs
+    return last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
+
+
 def confusion_matrix(labels: np.ndarray, pred: np.ndarray, n: int = 10) -> list[list[int]]:
     """Rows: true class, columns: predicted class."""
     return np.bincount(labels * n + pred, minlength=n * n).reshape(n, n).tolist()

@@ -32,7 +32,7 @@ from lnl.selection import keep_selectable
 from lnl.training import run_folder
 from lnl.training.build import build_training, epoch_generator, load_data, lr_lambda
 from lnl.training.device import resolve_device, resolve_precision
-from lnl.training.evaluation import confusion_matrix, epoch_line, evaluate, summary
+from lnl.training.evaluation import SCORE_KEYS, confusion_matrix, epoch_line, evaluate, scored_epoch, summary
 from lnl.training.pretrained import start_state
 from lnl.training.run_folder import Opened, Run
 
@@ -182,17 +182,6 @@ def train_one_epoch(run: Run, step: Callable[..., dict[str, torch.Tensor]], epoc
             bar.set_postfix(ce=f"{(sums['train/ce'] / n_steps).item():.3f}")
     bar.close()
     return {k: (v / max(n_steps, 1)).item() for k, v in sums.items()}, time.perf_counter() - t0
-
-
-SCORE_KEYS = ("bias/acc", "bias/acc_biased", "val_biased/acc", "val_unbiased/acc", "test/acc", "test/pred")
-
-
-def scored_epoch(cfg: Config, epoch: int) -> bool:
-    """Whether ``epoch`` (0-based) is scored on the validation and test splits: every ``eval_every``-th and the
-    last (``eval_every`` 0: the last only). Scoring does not touch the weights, the optimizers or the batch
-    order, so a run trains the same whichever epochs it scores."""
-    last = epoch + 1 == cfg.epochs
-    return last or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0)
 
 
 def evaluate_splits(run: Run) -> tuple[dict[str, Any], float]:
